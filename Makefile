@@ -1,0 +1,43 @@
+# The README's commands. Each one creates the virtual environment .venv first if it is missing
+# (or older than pyproject.toml), so a fresh clone needs nothing else.
+#   make book       build the book into _build/html (the main job)
+#   make test       run every test: the package, the notebooks under nbval, the book build
+#   make notebooks  re-execute every notebook in place (the committed outputs come from this)
+#   make lab        open the notebooks in JupyterLab
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: book test notebooks lab benchmarks clean help
+
+help:
+	@sed -n '3,6p' Makefile
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[book,dev]'
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	@echo "Open _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+notebooks: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py $(NOTEBOOKS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/model_speed.py
+	$(BIN)/python benchmarks/train_speed.py
+
+clean:
+	rm -rf _build .pytest_cache

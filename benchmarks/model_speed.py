@@ -1,0 +1,81 @@
+"""Training-step speed of our ResNets against torchvision's (same architecture: the goal is 1.00).
+
+One training step = forward + backward + SGD step on a batch of 128 images of 32x32 pixels.
+The four models are timed round-robin in one process (each round times every model once, so a
+slow moment of the machine hits all of them), and the medians over the rounds are compared.
+
+    python benchmarks/model_speed.py [--rounds 5] [--steps 3] [--batch-size 128] [--device cpu]
+
+The LAST line is `speed_vs_torchvision=R.RR`: ours / torchvision images per second for the model
+where ours is slowest.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+import torchvision
+from torch import nn
+
+import resnet_course
+
+
+def train_step_timer(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, steps: int):
+    """Returns a function that runs `steps` training steps and returns images per second."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def run() -> float:
+        if batch.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(batch), labels).backward()
+            optimizer.step()
+        if batch.device.type == "cuda":
+            torch.cuda.synchronize()
+        return steps * len(batch) / (time.perf_counter() - start)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="training steps per model per round")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    batch = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
+    labels = torch.randint(0, 10, (args.batch_size,), device=device)
+    timers = {}
+    for arch in ("resnet18", "resnet50"):
+        for source, module in (("ours", resnet_course), ("torchvision", torchvision.models)):
+            model = getattr(module, arch)(num_classes=10).to(device).train()
+            timers[arch, source] = train_step_timer(model, batch, labels, args.steps)
+            timers[arch, source]()  # warm-up: first calls allocate memory and pick kernels
+
+    speeds: dict[tuple[str, str], list[float]] = {key: [] for key in timers}
+    for _ in range(args.rounds):
+        for key, run in timers.items():
+            speeds[key].append(run())
+
+    print(f"device: {device} ({torch.get_num_threads()} CPU threads), torch {torch.__version__}, "
+          f"batch {args.batch_size}, {args.image_size} px, {args.rounds} rounds x {args.steps} steps")
+    print(f"{'model':<10} {'ours img/s':>11} {'torchvision img/s':>18} {'ratio':>6}")
+    ratios = []
+    for arch in ("resnet18", "resnet50"):
+        ours = statistics.median(speeds[arch, "ours"])
+        theirs = statistics.median(speeds[arch, "torchvision"])
+        ratios.append(ours / theirs)
+        print(f"{arch:<10} {ours:>11.1f} {theirs:>18.1f} {ours / theirs:>6.2f}")
+    print(f"speed_vs_torchvision={min(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Re-executes the course notebooks in place, each top to bottom in a fresh kernel (`make notebooks`).
+
+    python scripts/run_notebooks.py                          # every notebook, in order
+    python scripts/run_notebooks.py notebooks/05_resnet.ipynb # just one
+
+The committed outputs come from this command, run with the `default` compute profile unless
+RESNET_COURSE_PROFILE says otherwise. Before running, it writes the repository URL from
+_config.yml into each notebook's Colab badge and set-up cell, so the URL is set in one place.
+Wall times are recorded in results/notebook_times.json (read by the teaching guide).
+"""
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+GITHUB = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+?(?=[/\"')\s]|\.git|$)")
+COLAB = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/")
+
+
+def repository_url() -> str:
+    """The `repository: url:` of _config.yml (read without a YAML parser to stay dependency-free)."""
+    text = (ROOT / "_config.yml").read_text()
+    match = re.search(r"^repository:\s*\n\s+url:\s*(\S+)", text, re.M)
+    if not match:
+        sys.exit("_config.yml has no `repository: url:`")
+    return match.group(1).rstrip("/")
+
+
+def stamp_repository(nb: nbformat.NotebookNode, url: str) -> None:
+    """Points the Colab badge and the Colab install line of the first two cells at `url`."""
+    owner_repo = url.removeprefix("https://github.com/")
+    for cell in nb.cells[:2]:
+        cell.source = GITHUB.sub(url, cell.source)
+        cell.source = COLAB.sub(f"https://colab.research.google.com/github/{owner_repo}/", cell.source)
+
+
+def main(paths: list[str]) -> None:
+    # The chapters first, then the book pages that show their results.
+    notebooks = [Path(p).resolve() for p in paths] or [
+        *sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")),
+        *sorted((ROOT / "book").glob("*.ipynb")),
+    ]
+    profile = os.environ.setdefault("RESNET_COURSE_PROFILE", "default")
+    os.environ.setdefault("RESNET_COURSE_PROGRESS", "0")  # no progress bars in committed outputs
+    url = repository_url()
+    times_file = ROOT / "results" / "notebook_times.json"
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        stamp_repository(nb, url)
+        print(f"{path.name}: running (profile {profile}) ...", flush=True)
+        start = time.perf_counter()
+        client = NotebookClient(
+            nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
+        client.execute()  # raises CellExecutionError, leaving the committed file untouched
+        seconds = time.perf_counter() - start
+        nbformat.write(nb, path)
+        print(f"{path.name}: {seconds:.0f} s", flush=True)
+        if profile == "default":
+            times[path.name] = round(seconds, 1)
+            times_file.parent.mkdir(exist_ok=True)
+            times_file.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
