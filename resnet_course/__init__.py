@@ -1,6 +1,7 @@
 """ResNet from Scratch: the reference solution of the course, identical to torchvision's ResNets."""
 
 from .blocks import BasicBlock, Bottleneck
+from .check import Report, check_block, check_conv_helpers, check_make_layer, check_model
 from .cifar import (
     CifarResNet,
     PadShortcut,
@@ -27,7 +28,12 @@ __all__ = [
     "CifarResNet",
     "PadShortcut",
     "PlainBlock",
+    "Report",
     "ResNet",
+    "check_block",
+    "check_conv_helpers",
+    "check_make_layer",
+    "check_model",
     "conv1x1",
     "conv3x3",
     "init_weights",

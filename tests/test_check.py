@@ -1,0 +1,587 @@
+"""Tests of ``resnet_course.check``: correct models pass, and each classic bug is named.
+
+Every broken model below is a correct one with a single thing changed, so the test shows the bug
+in a few lines. Most use the small CIFAR ResNet-20 (fast); the bugs that only make sense for the
+ImageNet ResNets use those, mostly with the 32x32 stem (``small_input``) to keep the suite quick.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+import resnet_course as rc
+from resnet_course import BasicBlock, Bottleneck, ResNet, conv1x1, conv3x3
+from resnet_course.check import (
+    Report,
+    check_block,
+    check_conv_helpers,
+    check_make_layer,
+    check_model,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: small forward passes run faster without OpenMP's overhead on shared CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def assert_fails(report: Report, *keywords: str) -> None:
+    """The report failed and its problems mention every keyword (case-insensitive)."""
+    text = " ".join(report.problems).lower()
+    assert not report.passed, str(report)
+    for word in keywords:
+        assert word.lower() in text, f"{word!r} not in:\n{report}"
+
+
+# --- A learner's correct ResNet with its own names: one block class, `shortcut`, `stages` -----
+
+
+class Block(nn.Module):
+    """A correct BasicBlock written differently from torchvision (projection built inside)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.norm_a = nn.BatchNorm2d(cout)
+        self.b = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.norm_b = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        out = self.norm_b(self.b(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class Net(nn.Module):
+    """A correct ResNet: ImageNet ResNet-18 by default, the CIFAR ResNet-20 with ``cifar=True``."""
+
+    def __init__(self, block: type[nn.Module] = Block, cifar: bool = False, num_classes: int = 0):
+        super().__init__()
+        widths, counts = ((16, 32, 64), (3, 3, 3)) if cifar else ((64, 128, 256, 512), (2,) * 4)
+        if cifar:
+            self.stem = nn.Sequential(conv3x3(3, 16), nn.BatchNorm2d(16), nn.ReLU())
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                nn.MaxPool2d(3, 2, 1),
+            )  # fmt: skip
+        stages, cin = [], widths[0]
+        for i, (width, n) in enumerate(zip(widths, counts, strict=True)):
+            first = block(cin, width, 2 if i else 1)
+            stages.append(nn.Sequential(first, *[block(width, width) for _ in range(n - 1)]))
+            cin = width
+        self.stages = nn.ModuleList(stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(widths[-1], num_classes or (10 if cifar else 1000))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+class PadBlock(Block):
+    """Option A written like many CIFAR repositories: subsample, pad channels on both sides."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(cin, cout, stride)
+        self.shortcut = nn.Sequential()
+        self.pad = (cout - cin) // 2 if cout != cin else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        out = self.norm_b(self.b(out))
+        shortcut = x
+        if self.pad:
+            shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(out + shortcut)
+
+
+# --- Correct models pass ------------------------------------------------------------------------
+
+
+ARCHS = ["resnet18", "resnet34", "resnet50", "resnet20", "resnet32", "resnet44", "resnet56"]
+
+
+@pytest.mark.parametrize("arch", [*ARCHS, "resnet110"])
+def test_package_models_pass(arch: str) -> None:
+    report = check_model(getattr(rc, arch)(), arch)
+    assert report.passed, str(report)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet101", "resnet152"])
+def test_deep_package_models_pass(arch: str) -> None:
+    report = check_model(getattr(rc, arch)(), arch)
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_torchvision_models_pass(arch: str) -> None:
+    report = check_model(getattr(torchvision.models, arch)(), arch)
+    assert report.passed, str(report)
+    assert not report.notes
+
+
+def test_own_names_and_one_block_class_pass() -> None:
+    assert check_model(Net(), "resnet18").passed
+    assert check_model(Net(cifar=True), "resnet20").passed
+
+
+def test_small_input_stem_and_num_classes() -> None:
+    assert check_model(rc.resnet18(small_input=True), "resnet18", small_input=True).passed
+    assert check_model(rc.resnet34(num_classes=7, small_input=True), "resnet34", 7, True).passed
+    assert_fails(check_model(rc.resnet18(small_input=True), "resnet18"), "stem")
+
+
+def test_cifar_options_a_and_b_pass_with_a_note() -> None:
+    for model, option in [
+        (rc.resnet20(), "A"),
+        (rc.resnet20(shortcut="B"), "B"),
+        (Net(PadBlock, True), "A"),
+    ]:
+        report = check_model(model, "resnet20")
+        assert report.passed, str(report)
+        assert f"Option {option}" in " ".join(report.notes)
+
+
+def test_plain_network_fails() -> None:
+    assert_fails(check_model(rc.plain20(), "resnet20"), "no residual connection")
+
+
+class BottleneckV1(Bottleneck):
+    """The paper's v1 Bottleneck: the stride on the first 1x1 conv instead of the 3x3."""
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64):
+        super().__init__(inplanes, planes, stride, downsample, groups, base_width)
+        self.conv1 = conv1x1(inplanes, planes, stride)
+        self.conv2 = conv3x3(planes, planes)
+
+
+def test_v1_bottleneck_passes_with_a_note() -> None:
+    report = check_model(
+        ResNet(BottleneckV1, [3, 4, 6, 3], small_input=True), "resnet50", small_input=True
+    )
+    assert report.passed, str(report)
+    assert "v1" in report.notes[0] and "layer2.0" in report.notes[0]
+    report = check_block(BottleneckV1)
+    assert report.passed, str(report)
+    assert "v1" in report.notes[0]
+
+
+def test_mode_and_weights_are_left_alone() -> None:
+    model = rc.resnet20().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert check_model(model, "resnet20").passed  # a model in train mode is judged the same
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# --- Broken models: each fails with a message that names the bug -------------------------------
+
+
+def test_fixed_size_pool() -> None:
+    model = rc.resnet18()
+    model.avgpool = nn.AvgPool2d(7)  # global only for 224x224 inputs
+    assert_fails(check_model(model, "resnet18"), "fixed-size pool", "224x224", "AdaptiveAvgPool2d")
+    model = rc.resnet20()
+    model.avgpool = nn.AvgPool2d(8)
+    assert_fails(check_model(model, "resnet20"), "fixed-size pool", "32x32")
+
+
+class NoPoolNet(ResNet):
+    """fc on the flattened 512x1x1 map of a 32x32 input: a hard-coded fc size, no pooling."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_hard_coded_fc_size() -> None:
+    model = NoPoolNet(BasicBlock, [2, 2, 2, 2], small_input=True)
+    model.fc = nn.Linear(512 * 4 * 4, 1000)
+    assert_fails(check_model(model, "resnet18", small_input=True), "head", "Works only at 32x32")
+
+
+def test_wrong_fc_input_size() -> None:
+    model = rc.resnet50(small_input=True)
+    model.fc = nn.Linear(512, 1000)  # forgot * block.expansion
+    assert_fails(
+        check_model(model, "resnet50", small_input=True), "expects 512 input features", "2,048"
+    )
+
+
+class ReluBeforeAdd(Block):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        out = F.relu(self.norm_b(self.b(out)))  # bug: ReLU before the addition
+        return F.relu(out + self.shortcut(x))
+
+
+class ReluOnShortcut(Block):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        out = self.norm_b(self.b(out))
+        return F.relu(out + F.relu(self.shortcut(x)))  # bug: ReLU on the shortcut
+
+
+class NoReluAfterAdd(Block):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        return self.norm_b(self.b(out)) + self.shortcut(x)  # bug: no ReLU after the addition
+
+
+class ProjectionEverywhere(Block):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(cin, cout, stride)
+        self.shortcut = nn.Sequential(  # bug: a projection even where the shape is unchanged
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+        )
+
+
+class SharedBatchNorm(Block):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        out = self.norm_a(self.b(out))  # bug: the first BatchNorm again
+        return F.relu(out + self.shortcut(x))
+
+
+class BatchNormTwice(Block):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        out = self.norm_b(self.norm_b(self.b(out)))  # bug: two BatchNorms in a row
+        return F.relu(out + self.shortcut(x))
+
+
+class ConvBias(Block):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(cin, cout, stride)
+        self.a = nn.Conv2d(cin, cout, 3, stride, 1)  # bug: bias=True (the default) before BN
+        self.b = nn.Conv2d(cout, cout, 3, 1, 1)
+
+
+class UnusedConv(Block):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(cin, cout, stride)
+        self.c = conv3x3(cout, cout)  # bug: created, never called
+
+
+class ScaledResidual(Block):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(self.a(x)))
+        out = self.norm_b(self.b(out)) * 0.5  # not in the architecture
+        return F.relu(out + self.shortcut(x))
+
+
+@pytest.mark.parametrize(
+    ("block", "keywords"),
+    [
+        (ReluBeforeAdd, ["ReLU before the addition"]),
+        (ReluOnShortcut, ["ReLU on the shortcut"]),
+        (NoReluAfterAdd, ["No ReLU after the addition"]),
+        (
+            ProjectionEverywhere,
+            ["Projection shortcut where the shape does not change", "stages.0.1"],
+        ),
+        (SharedBatchNorm, ["same BatchNorm module is applied twice", "norm_a"]),
+        (BatchNormTwice, ["BatchNorm applied twice in a row"]),
+        (ConvBias, ["bias before BatchNorm", "bias=False"]),
+        (UnusedConv, ["never used", "stages.0.0.c"]),
+        (ScaledResidual, ["residual branch differs", "mul"]),
+    ],
+)
+def test_broken_blocks_in_a_model(block: type[nn.Module], keywords: list[str]) -> None:
+    assert_fails(check_model(Net(block, cifar=True), "resnet20"), *keywords)
+
+
+class ReluBeforeAddBlock(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))  # bug: ReLU before the addition
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+def test_broken_block_checked_alone() -> None:
+    assert_fails(check_block(ReluBeforeAddBlock), "ReLU before the addition in the identity case")
+
+
+def test_parameters_per_stage_and_total() -> None:
+    report = check_model(Net(ProjectionEverywhere, cifar=True), "resnet20")
+    assert_fails(report, "parameters per stage", "stage 1 has", "parameters in total")
+
+
+def test_wrong_blocks_per_stage() -> None:
+    model = ResNet(BasicBlock, [2, 2, 2, 2], small_input=True)  # ResNet-18 checked as ResNet-34
+    assert_fails(
+        check_model(model, "resnet34", small_input=True), "blocks per stage", "[3, 4, 6, 3]"
+    )
+
+
+def test_wrong_kind_of_block() -> None:
+    report = check_model(rc.resnet34(small_input=True), "resnet50", small_input=True)
+    assert_fails(report, "Wrong kind of block", "Bottlenecks")
+
+
+class Bottleneck2(Bottleneck):
+    expansion = 2  # bug: the Bottleneck expands by 4
+
+
+class ExpansionOne(Bottleneck):
+    expansion = 1  # bug: conv3 still outputs planes * 4, but _make_layer believes 1
+
+
+def test_wrong_expansion() -> None:
+    model = ResNet(Bottleneck2, [3, 4, 6, 3], small_input=True)
+    assert_fails(check_model(model, "resnet50", small_input=True), "expansion", "128x32x32")
+    model = ResNet(ExpansionOne, [3, 4, 6, 3], small_input=True)
+    model.layer1[0].conv3 = conv1x1(64, 256)
+    model.layer1[0].bn3 = nn.BatchNorm2d(256)
+    report = check_model(model, "resnet50", small_input=True)
+    assert_fails(report, "residual addition in block `layer1.0` fails", "256x32x32", "expansion")
+    assert_fails(check_block(ExpansionOne, "bottleneck"), "expansion` is 1, expected 4")
+
+
+def test_wrong_output_shape() -> None:
+    assert_fails(
+        check_model(rc.resnet20(num_classes=100), "resnet20"), "Output shape (2, 100)", "(2, 10)"
+    )
+
+
+class NotWritten(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(512, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("forward is not written yet")
+
+
+class NoDownsample(ResNet):
+    """A _make_layer that never creates a projection shortcut."""
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        layers = [block(self.inplanes, planes, stride)]
+        self.inplanes = planes * block.expansion
+        return nn.Sequential(*layers, *[block(self.inplanes, planes) for _ in range(1, blocks)])
+
+
+class StaleInplanes(ResNet):
+    """A _make_layer that forgets to update ``self.inplanes``."""
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride), nn.BatchNorm2d(planes))
+        first = block(self.inplanes, planes, stride, downsample if stride != 1 else None)
+        return nn.Sequential(first, *[block(self.inplanes, planes) for _ in range(1, blocks)])
+
+
+def test_forward_that_raises_gets_a_report() -> None:
+    assert_fails(
+        check_model(NotWritten(), "resnet18"), "NotImplementedError", "forward is not written yet"
+    )
+    report = check_model(
+        NoDownsample(BasicBlock, [2, 2, 2, 2], small_input=True), "resnet18", small_input=True
+    )
+    assert_fails(
+        report, "residual addition in block `layer2.0` fails", "128x16x16", "64x32x32", "projection"
+    )
+    report = check_model(
+        StaleInplanes(BasicBlock, [2, 2, 2, 2], small_input=True), "resnet18", small_input=True
+    )
+    assert_fails(report, "`layer2.1.conv1` expects 64 input channels but receives 128", "inplanes")
+
+
+class Squeezed(ResNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).squeeze())  # bug: squeezes the batch dimension of 1
+
+
+def test_batch_of_one_image() -> None:
+    report = check_model(
+        Squeezed(BasicBlock, [2, 2, 2, 2], small_input=True), "resnet18", small_input=True
+    )
+    assert_fails(report, "single image", "flatten")
+
+
+def test_extra_operation_between_stages() -> None:
+    model = rc.resnet20()
+    model.layer2 = nn.Sequential(nn.Dropout(0.2), *model.layer2)
+    assert_fails(
+        check_model(model, "resnet20"),
+        "Extra operations between blocks",
+        "dropout",
+        "before `layer2.1`",
+    )
+
+
+def test_one_block_repeated_and_a_softmax_head() -> None:
+    model = rc.resnet20()
+    model.layer2 = nn.Sequential(model.layer2[0], *[model.layer2[1]] * 2)  # one module, twice
+    assert_fails(check_model(model, "resnet20"), "share their weights", "`layer2.1` used 2 times")
+    model = rc.resnet20()
+    model.fc = nn.Sequential(model.fc, nn.Softmax(dim=1))
+    assert_fails(check_model(model, "resnet20"), "softmax", "logits")
+
+
+def test_random_state_is_left_alone() -> None:
+    model, stage = rc.resnet20(), rc.resnet18().layer2
+    torch.manual_seed(0)
+    check_model(model, "resnet20")
+    check_block(BasicBlock)
+    check_make_layer(stage, BasicBlock, 64, 128, blocks=2, stride=2)
+    check_conv_helpers(conv3x3, conv1x1)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3))  # a notebook's later cells draw the same numbers
+
+
+def test_option_a_on_an_imagenet_resnet() -> None:
+    report = check_model(Net(PadBlock), "resnet18")
+    assert_fails(report, "Zero-padding shortcut (option A)")
+
+
+def test_not_a_model() -> None:
+    assert_fails(check_model(ResNet, "resnet18"), "create the model first")
+    with pytest.raises(ValueError, match="unknown arch"):
+        check_model(rc.resnet18(), "resnet19")
+
+
+# --- check_block --------------------------------------------------------------------------------
+
+
+TORCHVISION_BLOCKS = [torchvision.models.resnet.BasicBlock, torchvision.models.resnet.Bottleneck]
+
+
+@pytest.mark.parametrize("block", [BasicBlock, Bottleneck, *TORCHVISION_BLOCKS])
+def test_correct_blocks_pass(block: type[nn.Module]) -> None:
+    report = check_block(block)
+    assert report.passed, str(report)
+
+
+class OwnNamesBlock(nn.Module):
+    """A correct BasicBlock with its own names and registration order."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__()
+        self.shortcut = downsample or nn.Identity()
+        self.second = nn.Sequential(conv3x3(planes, planes), nn.BatchNorm2d(planes))
+        self.first = nn.Sequential(
+            conv3x3(inplanes, planes, stride), nn.BatchNorm2d(planes), nn.ReLU()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.shortcut(x) + self.second(self.first(x)))
+
+
+class IgnoresDownsample(BasicBlock):
+    """Builds its own projection instead of using the ``downsample`` it is given."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__(inplanes, planes, stride, None)
+        if stride != 1 or inplanes != planes:
+            self.mine = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+            self.downsample = self.mine
+
+
+class NoShortcutBlock(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+
+
+class ThreeArgBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+
+
+class TrainModeOnly(BasicBlock):
+    """Correct in eval mode; in train mode it skips the second BatchNorm."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.conv2(out)
+        out = out if self.training else self.bn2(out)
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+def test_check_block_judges_behaviour() -> None:
+    assert check_block(OwnNamesBlock).passed
+    assert_fails(check_block(IgnoresDownsample), "`downsample` passed to the block is never used")
+    assert_fails(check_block(NoShortcutBlock), "No residual connection")
+    assert_fails(
+        check_block(ThreeArgBlock),
+        "Could not build",
+        "(inplanes, planes, stride=1, downsample=None)",
+    )
+    assert_fails(check_block(TrainModeOnly), "differs", "train mode")
+    assert_fails(check_block(BasicBlock(64, 64)), "class itself")
+    assert_fails(check_block(nn.Conv2d), "expansion")
+
+
+# --- check_make_layer and check_conv_helpers ----------------------------------------------------
+
+
+def test_check_make_layer() -> None:
+    stage = rc.resnet50().layer2
+    assert check_make_layer(stage, Bottleneck, 256, 128, blocks=4, stride=2).passed
+    assert_fails(
+        check_make_layer(stage, Bottleneck, 256, 128, blocks=3, stride=2),
+        "has 4 blocks, expected 3",
+    )
+    stale = nn.Sequential(
+        BasicBlock(64, 128, 2, nn.Sequential(conv1x1(64, 128, 2), nn.BatchNorm2d(128))),
+        BasicBlock(64, 128),  # bug: inplanes not updated to 128
+    )
+    assert_fails(check_make_layer(stale, BasicBlock, 64, 128, blocks=2, stride=2), "inplanes")
+
+
+def test_check_conv_helpers() -> None:
+    assert check_conv_helpers(conv3x3, conv1x1).passed
+    no_padding = lambda i, o, stride=1: nn.Conv2d(i, o, 3, stride, bias=False)  # noqa: E731
+    assert_fails(check_conv_helpers(no_padding, conv1x1), "padding=1", "expected 32x8x8")
+    with_bias = lambda i, o, stride=1: nn.Conv2d(i, o, 1, stride)  # noqa: E731
+    assert_fails(check_conv_helpers(conv3x3, with_bias), "`conv1x1` gives the conv a bias")
+    no_stride = lambda i, o, stride=1: conv3x3(i, o)  # noqa: E731
+    assert_fails(check_conv_helpers(no_stride, conv1x1), "conv3x3(16, 32, 2)", "expected 32x4x4")
+
+
+# --- The report itself --------------------------------------------------------------------------
+
+
+def test_report_reads_well_and_is_deterministic() -> None:
+    good = check_model(rc.resnet20(), "resnet20")
+    bad = check_model(Net(ReluOnShortcut, cifar=True), "resnet20")
+    assert bool(good) and not bool(bad)
+    assert str(good).startswith("check_model: resnet20, 10 classes: passed")
+    assert "FAILED, 1 problem" in str(bad) and "1. ReLU on the shortcut" in str(bad)
+    assert bad._repr_markdown_().startswith("❌") and good._repr_markdown_().startswith("✅")
+    assert repr(bad) == str(bad) == str(check_model(Net(ReluOnShortcut, cifar=True), "resnet20"))
+    assert "0x" not in str(bad) + str(check_model(NotWritten(), "resnet18"))
+
+
+def test_a_checker_limit_is_a_note_not_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> dict:
+        raise KeyError("simulated")
+
+    monkeypatch.setattr("resnet_course.check._op_info", broken)
+    report = check_model(rc.resnet20(), "resnet20")
+    assert report.passed, str(report)
+    assert "could not follow every operation" in " ".join(report.notes)
