@@ -1,5 +1,6 @@
 """ResNet from Scratch: the reference solution of the course, identical to torchvision's ResNets."""
 
+from . import data, train
 from .blocks import BasicBlock, Bottleneck
 from .check import Report, check_block, check_conv_helpers, check_make_layer, check_model
 from .cifar import (
@@ -17,12 +18,38 @@ from .cifar import (
     resnet56,
     resnet110,
 )
+from .data import (
+    SHAPES10_CLASSES,
+    DeviceLoader,
+    ImageData,
+    download_dataset,
+    load_dataset,
+    make_shapes10,
+)
 from .layers import conv1x1, conv3x3
 from .resnet import ResNet, init_weights, resnet18, resnet34, resnet50, resnet101, resnet152
+from .train import (
+    Budget,
+    Evaluation,
+    History,
+    budget,
+    conv_gradient_norms,
+    default_device,
+    describe_device,
+    evaluate,
+    fit,
+    profile,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SHAPES10_CLASSES",
+    "Budget",
+    "DeviceLoader",
+    "Evaluation",
+    "History",
+    "ImageData",
     "BasicBlock",
     "Bottleneck",
     "CifarResNet",
@@ -30,18 +57,29 @@ __all__ = [
     "PlainBlock",
     "Report",
     "ResNet",
+    "budget",
     "check_block",
     "check_conv_helpers",
     "check_make_layer",
     "check_model",
     "conv1x1",
     "conv3x3",
+    "conv_gradient_norms",
+    "data",
+    "default_device",
+    "describe_device",
+    "download_dataset",
+    "evaluate",
+    "fit",
     "init_weights",
+    "load_dataset",
+    "make_shapes10",
     "plain20",
     "plain32",
     "plain44",
     "plain56",
     "plain110",
+    "profile",
     "resnet18",
     "resnet20",
     "resnet32",
@@ -52,4 +90,5 @@ __all__ = [
     "resnet101",
     "resnet110",
     "resnet152",
+    "train",
 ]
