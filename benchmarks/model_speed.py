@@ -65,8 +65,10 @@ def main() -> None:
         for key, run in timers.items():
             speeds[key].append(run())
 
-    print(f"device: {device} ({torch.get_num_threads()} CPU threads), torch {torch.__version__}, "
-          f"batch {args.batch_size}, {args.image_size} px, {args.rounds} rounds x {args.steps} steps")
+    print(
+        f"device: {device} ({torch.get_num_threads()} CPU threads), torch {torch.__version__}, "
+        f"batch {args.batch_size}, {args.image_size} px, {args.rounds} rounds x {args.steps} steps"
+    )
     print(f"{'model':<10} {'ours img/s':>11} {'torchvision img/s':>18} {'ratio':>6}")
     ratios = []
     for arch in ("resnet18", "resnet50"):

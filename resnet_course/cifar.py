@@ -18,7 +18,7 @@ Shortcut = Literal["A", "B", "none"]
 
 
 class PadShortcut(nn.Module):
-    """Option A: a parameter-free shortcut that subsamples ``x`` and pads the new channels with zeros.
+    """Option A: a parameter-free shortcut that subsamples ``x`` and pads new channels with zeros.
 
     Args:
         inplanes: Channels coming in.
@@ -107,8 +107,9 @@ class CifarResNet(nn.Module):
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
             raise ValueError(
-                f"depth must be 6n + 2 for a whole number n >= 1 (20, 32, 44, 56, 110, ...): three "
-                f"stages of n blocks with 2 convs each, plus the first conv and the fc; got {depth!r}"
+                f"depth must be 6n + 2 for a whole number n >= 1 (20, 32, 44, 56, 110, ...): "
+                f"three stages of n blocks with 2 convs each, plus the first conv and the fc; "
+                f"got {depth!r}"
             )
         if shortcut not in ("A", "B", "none"):
             raise ValueError(

@@ -15,7 +15,7 @@ from .layers import conv1x1, conv3x3
 
 
 def check_images(x: Tensor, channels: int) -> None:
-    """Raises a ``ValueError`` that says what is wrong unless ``x`` is a ``(N, channels, H, W)`` batch.
+    """Raises a ``ValueError`` naming the problem unless ``x`` is a ``(N, channels, H, W)`` batch.
 
     Args:
         x: The tensor given to a model's ``forward``.
@@ -33,7 +33,11 @@ def check_images(x: Tensor, channels: int) -> None:
         )
     if x.shape[1] != channels:
         hint = "; for grayscale images use x.expand(-1, 3, -1, -1)" if x.shape[1] == 1 else ""
-        hint = "; channels come second in PyTorch: x.permute(0, 3, 1, 2)" if x.shape[3] == channels else hint
+        hint = (
+            "; channels come second in PyTorch: x.permute(0, 3, 1, 2)"
+            if x.shape[3] == channels
+            else hint
+        )
         raise ValueError(
             f"expected a batch of images shaped (N, {channels}, H, W), got {x.shape[1]} channels "
             f"in a tensor of shape {tuple(x.shape)}{hint}"
@@ -170,7 +174,9 @@ class ResNet(nn.Module):
         layers = [block(self.inplanes, planes, stride, downsample, self.groups, self.base_width)]
         self.inplanes = planes * block.expansion
         for _ in range(1, blocks):
-            layers.append(block(self.inplanes, planes, groups=self.groups, base_width=self.base_width))
+            layers.append(
+                block(self.inplanes, planes, groups=self.groups, base_width=self.base_width)
+            )
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -192,8 +198,10 @@ class ResNet(nn.Module):
         return x
 
 
-def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], weights: Any, **kwargs: Any) -> ResNet:
-    """Builds a ResNet and, if ``weights`` is given, loads torchvision's pretrained weights into it."""
+def _resnet(
+    block: type[BasicBlock | Bottleneck], layers: list[int], weights: Any, **kwargs: Any
+) -> ResNet:
+    """Builds a ResNet; with ``weights``, loads torchvision's pretrained weights into it."""
     if weights is not None and kwargs.get("num_classes", 1000) != 1000:
         raise ValueError(
             f"pretrained ImageNet weights come with a 1000-class fc layer, but num_classes="
@@ -207,7 +215,7 @@ def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], weights: An
 
 
 def _download_state_dict(weights: Any) -> dict[str, Tensor]:
-    """Fetches a torchvision ``WeightsEnum``'s state_dict (from the cache in ``$TORCH_HOME`` if there)."""
+    """Fetches a torchvision ``WeightsEnum``'s state_dict (cached in ``$TORCH_HOME`` if there)."""
     path = f"{torch.hub.get_dir()}/checkpoints/{weights.url.rsplit('/', 1)[-1]}"
     try:
         return weights.get_state_dict(progress=True, check_hash=True)

@@ -1,4 +1,6 @@
-"""Re-executes the course notebooks in place, each top to bottom in a fresh kernel (`make notebooks`).
+"""Re-executes the course notebooks in place, each top to bottom in a fresh kernel.
+
+`make notebooks` runs this.
 
     python scripts/run_notebooks.py                          # every notebook, in order
     python scripts/run_notebooks.py notebooks/05_resnet.ipynb # just one
@@ -25,7 +27,7 @@ COLAB = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+
 
 
 def repository_url() -> str:
-    """The `repository: url:` of _config.yml (read without a YAML parser to stay dependency-free)."""
+    """The `repository: url:` of _config.yml (read without a YAML parser)."""
     text = (ROOT / "_config.yml").read_text()
     match = re.search(r"^repository:\s*\n\s+url:\s*(\S+)", text, re.M)
     if not match:
@@ -38,7 +40,9 @@ def stamp_repository(nb: nbformat.NotebookNode, url: str) -> None:
     owner_repo = url.removeprefix("https://github.com/")
     for cell in nb.cells[:2]:
         cell.source = GITHUB.sub(url, cell.source)
-        cell.source = COLAB.sub(f"https://colab.research.google.com/github/{owner_repo}/", cell.source)
+        cell.source = COLAB.sub(
+            f"https://colab.research.google.com/github/{owner_repo}/", cell.source
+        )
 
 
 def main(paths: list[str]) -> None:
@@ -58,7 +62,10 @@ def main(paths: list[str]) -> None:
         print(f"{path.name}: running (profile {profile}) ...", flush=True)
         start = time.perf_counter()
         client = NotebookClient(
-            nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            nb,
+            timeout=3600,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
         )
         client.execute()  # raises CellExecutionError, leaving the committed file untouched
         seconds = time.perf_counter() - start

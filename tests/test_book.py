@@ -1,4 +1,4 @@
-"""The book builds offline with warnings as errors, and a reader finds what they need on its pages."""
+"""The book builds offline with warnings as errors; a reader finds what they need on its pages."""
 
 import re
 import subprocess
@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from notebook_utils import NOTEBOOKS, ROOT, repository_url, toc_files
 
 
@@ -15,8 +14,20 @@ def html(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "--all", "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=900,
+        [
+            str(jupyter_book),
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(out),
+            "--all",
+            "-W",
+            "-n",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     log = result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 0, f"jupyter-book build failed (warnings are errors):\n{log}"
@@ -35,7 +46,9 @@ def test_notebook_pages_have_launch_buttons_and_outputs(html):
     owner_repo = repository_url().removeprefix("https://github.com/")
     for path in NOTEBOOKS:
         page = (html / "notebooks" / f"{path.stem}.html").read_text()
-        colab = f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{path.name}"
+        colab = (
+            f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{path.name}"
+        )
         assert colab in page, f"{path.name}: no Colab launch button"
         assert "mybinder.org/v2/gh/" + owner_repo in page and "urlpath=lab" in page, (
             f"{path.name}: no Binder button opening JupyterLab"

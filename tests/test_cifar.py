@@ -28,14 +28,14 @@ def count_by_formula(depth: int, num_classes: int = 10) -> int:
     return total + 64 * num_classes + num_classes
 
 
-@pytest.mark.parametrize("depth, expected", list(zip(DEPTHS, OPTION_A)))
+@pytest.mark.parametrize("depth, expected", list(zip(DEPTHS, OPTION_A, strict=True)))
 def test_option_a_parameter_counts(depth, expected):
     model = rc.CifarResNet(depth)
     assert n_params(model) == expected == count_by_formula(depth)
     assert n_params(getattr(rc, f"resnet{depth}")()) == expected
 
 
-@pytest.mark.parametrize("depth, expected", list(zip(DEPTHS, OPTION_A)))
+@pytest.mark.parametrize("depth, expected", list(zip(DEPTHS, OPTION_A, strict=True)))
 def test_option_b_and_plain_parameter_counts(depth, expected):
     assert n_params(rc.CifarResNet(depth, shortcut="B")) == expected + OPTION_B_EXTRA
     # A plain net has exactly the weighted layers of option A (whose shortcuts have no weights).

@@ -6,8 +6,10 @@ import torch
 import resnet_course as rc
 
 
-@pytest.mark.parametrize("layers", [[2, 2, 2], [2, 2, 2, 0], [2, 2, 2, -1], "2222", [2.0, 2, 2, 2],
-                                    [True, 2, 2, 2], 4, None])
+@pytest.mark.parametrize(
+    "layers",
+    [[2, 2, 2], [2, 2, 2, 0], [2, 2, 2, -1], "2222", [2.0, 2, 2, 2], [True, 2, 2, 2], 4, None],
+)
 def test_layers_must_be_four_positive_ints(layers):
     with pytest.raises(ValueError, match=r"layers must be four positive integers.*\[2, 2, 2, 2\]"):
         rc.ResNet(rc.BasicBlock, layers)
@@ -45,7 +47,9 @@ def test_basic_block_rejects_groups():
         rc.BasicBlock(64, 64, groups=32)
 
 
-@pytest.mark.parametrize("model", [rc.resnet18(num_classes=10), rc.resnet20()], ids=["resnet18", "resnet20"])
+@pytest.mark.parametrize(
+    "model", [rc.resnet18(num_classes=10), rc.resnet20()], ids=["resnet18", "resnet20"]
+)
 class TestForwardInput:
     def test_single_image_without_batch_dimension(self, model):
         with pytest.raises(ValueError, match=r"\(N, 3, H, W\).*\(3, 32, 32\).*unsqueeze\(0\)"):
@@ -56,9 +60,13 @@ class TestForwardInput:
             model(torch.randn(8, 3072))
 
     def test_grayscale(self, model):
-        with pytest.raises(ValueError, match=r"\(N, 3, H, W\).*got 1 channels.*\(8, 1, 28, 28\).*expand"):
+        with pytest.raises(
+            ValueError, match=r"\(N, 3, H, W\).*got 1 channels.*\(8, 1, 28, 28\).*expand"
+        ):
             model(torch.randn(8, 1, 28, 28))
 
     def test_channels_last_layout(self, model):
-        with pytest.raises(ValueError, match=r"got 32 channels.*\(8, 32, 32, 3\).*permute\(0, 3, 1, 2\)"):
+        with pytest.raises(
+            ValueError, match=r"got 32 channels.*\(8, 32, 32, 3\).*permute\(0, 3, 1, 2\)"
+        ):
             model(torch.randn(8, 32, 32, 3))

@@ -9,7 +9,6 @@ import ast
 import difflib
 
 import pytest
-
 from notebook_utils import NOTEBOOKS, ROOT, read, tags
 
 # Every definition the chapters build must be exported by one of them.
@@ -45,7 +44,9 @@ def exported() -> list[tuple[str, int, ast.AST]]:
     for path in NOTEBOOKS:
         for i, cell in enumerate(read(path).cells):
             if "export" in tags(cell):
-                assert cell.cell_type == "code", f"{path.name} cell {i}: `export` tag on a non-code cell"
+                assert cell.cell_type == "code", (
+                    f"{path.name} cell {i}: `export` tag on a non-code cell"
+                )
                 for node in ast.parse(cell.source).body:
                     if isinstance(node, ast.Import | ast.ImportFrom):
                         continue
@@ -60,8 +61,9 @@ def exported() -> list[tuple[str, int, ast.AST]]:
 EXPORTED = exported()
 
 
-@pytest.mark.parametrize("notebook, cell, node", EXPORTED,
-                         ids=[f"{nb}:{node.name}" for nb, _, node in EXPORTED])
+@pytest.mark.parametrize(
+    "notebook, cell, node", EXPORTED, ids=[f"{nb}:{node.name}" for nb, _, node in EXPORTED]
+)
 def test_export_cell_is_identical_to_the_package(notebook, cell, node):
     definitions = package_definitions()
     assert node.name in definitions, (
@@ -70,8 +72,15 @@ def test_export_cell_is_identical_to_the_package(notebook, cell, node):
     module, reference = definitions[node.name]
     ours = ast.unparse(strip_docstrings(node))
     theirs = ast.unparse(strip_docstrings(reference))
-    diff = "\n".join(difflib.unified_diff(theirs.splitlines(), ours.splitlines(),
-                                          f"resnet_course/{module}", f"{notebook} cell {cell}", lineterm=""))
+    diff = "\n".join(
+        difflib.unified_diff(
+            theirs.splitlines(),
+            ours.splitlines(),
+            f"resnet_course/{module}",
+            f"{notebook} cell {cell}",
+            lineterm="",
+        )
+    )
     assert ours == theirs, f"{node.name} differs between the package and the notebook:\n{diff}"
 
 
@@ -86,4 +95,6 @@ def test_a_changed_definition_is_caught():
     """The comparison is not vacuous: one changed line makes the ASTs differ."""
     _, reference = package_definitions()["BasicBlock"]
     changed = ast.parse(ast.unparse(reference).replace("out += identity", "out = out + identity"))
-    assert ast.unparse(strip_docstrings(changed.body[0])) != ast.unparse(strip_docstrings(reference))
+    assert ast.unparse(strip_docstrings(changed.body[0])) != ast.unparse(
+        strip_docstrings(reference)
+    )

@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-
 from notebook_utils import NOTEBOOKS, ROOT, read, repository_url, tags, toc_files
 
 ids = [p.name for p in NOTEBOOKS]
@@ -36,14 +35,21 @@ def test_opens_with_title_badge_and_colab_setup(nb):
         assert heading in first.source, f"first cell: a '{heading}' paragraph"
     assert second.cell_type == "code"
     assert '"google.colab" in sys.modules' in second.source
-    assert f"resnet-course @ git+{url}" in second.source, "Colab cell installs the course from _config.yml's URL"
+    assert f"resnet-course @ git+{url}" in second.source, (
+        "Colab cell installs the course from _config.yml's URL"
+    )
     assert "torch" not in second.source, "the Colab cell must never (re)install torch"
 
 
 def test_closes_with_summary_and_exercises(nb):
     path, notebook = nb
-    headings = [line for c in notebook.cells if c.cell_type == "markdown" for line in c.source.splitlines()
-                if line.startswith("## ")]
+    headings = [
+        line
+        for c in notebook.cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("## ")
+    ]
     assert any("Summary" in h for h in headings), "a ## Summary section"
     assert any("Exercises" in h for h in headings), "a ## Exercises section"
 
@@ -52,7 +58,9 @@ def test_solutions_are_collapsed(nb):
     path, notebook = nb
     for i, cell in enumerate(notebook.cells):
         if cell.cell_type == "code" and cell.source.lstrip().startswith("# Solution"):
-            assert "hide-input" in tags(cell), f"cell {i}: a solution is tagged hide-input (book toggle)"
+            assert "hide-input" in tags(cell), (
+                f"cell {i}: a solution is tagged hide-input (book toggle)"
+            )
             assert cell.metadata.get("jupyter", {}).get("source_hidden"), (
                 f"cell {i}: a solution is collapsed in JupyterLab (metadata.jupyter.source_hidden)"
             )
@@ -62,10 +70,14 @@ def test_executed_top_to_bottom_without_errors(nb):
     path, notebook = nb
     code = [c for c in notebook.cells if c.cell_type == "code" and c.source.strip()]
     counts = [c.execution_count for c in code]
-    assert counts == list(range(1, len(code) + 1)), f"run top to bottom in one fresh kernel ({counts})"
+    assert counts == list(range(1, len(code) + 1)), (
+        f"run top to bottom in one fresh kernel ({counts})"
+    )
     for i, cell in enumerate(code):
         for output in cell.outputs:
-            assert output.output_type != "error", f"code cell {i}: error output {output.get('ename')}"
+            assert output.output_type != "error", (
+                f"code cell {i}: error output {output.get('ename')}"
+            )
             assert output.get("name") != "stderr" or "Traceback" not in output.text
 
 
@@ -74,9 +86,13 @@ def test_outputs_have_no_addresses_paths_or_stray_figure_reprs(nb):
     for i, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
             text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
-            assert not re.search(r"/work/|/home/|/root/|/tmp/|C:\\\\", text), f"cell {i}: absolute path"
+            assert not re.search(r"/work/|/home/|/root/|/tmp/|C:\\\\", text), (
+                f"cell {i}: absolute path"
+            )
             if "NBVAL_CHECK_OUTPUT" in cell.source:
-                assert not re.search(r" at 0x[0-9a-f]+", text), f"cell {i}: memory address in checked output"
+                assert not re.search(r" at 0x[0-9a-f]+", text), (
+                    f"cell {i}: memory address in checked output"
+                )
             # A figure shown by plt.show() carries a "<Figure size ...>" text fallback beside its
             # PNG; a stray repr is one with no image: the value of a plot call left at the end.
             stray = "image/png" not in output.get("data", {})

@@ -1,4 +1,4 @@
-"""The ImageNet ResNets are torchvision's, to the bit: parameters, names, init, outputs, gradients."""
+"""Our ImageNet ResNets are torchvision's to the bit: parameters, names, init, outputs, grads."""
 
 import pytest
 import torch
@@ -25,12 +25,12 @@ def pair(arch: str, **kwargs) -> tuple[nn.Module, nn.Module]:
     return ours, theirs
 
 
-@pytest.mark.parametrize("arch, expected", list(zip(ARCHS, PARAMS_1000)))
+@pytest.mark.parametrize("arch, expected", list(zip(ARCHS, PARAMS_1000, strict=True)))
 def test_parameter_count_1000_classes(arch, expected):
     assert n_params(getattr(rc, arch)()) == expected
 
 
-@pytest.mark.parametrize("arch, expected", list(zip(ARCHS, PARAMS_10)))
+@pytest.mark.parametrize("arch, expected", list(zip(ARCHS, PARAMS_10, strict=True)))
 def test_parameter_count_10_classes(arch, expected):
     assert n_params(getattr(rc, arch)(num_classes=10)) == expected
     assert n_params(getattr(torchvision.models, arch)(num_classes=10)) == expected
@@ -63,10 +63,13 @@ def test_initialisation_scheme():
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
 def test_zero_init_residual_matches_torchvision(arch):
     ours, theirs = pair(arch, zero_init_residual=True)
-    for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+    for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    last_bn = [m.bn2 if isinstance(m, rc.BasicBlock) else m.bn3 for m in ours.modules()
-               if isinstance(m, rc.BasicBlock | rc.Bottleneck)]
+    last_bn = [
+        m.bn2 if isinstance(m, rc.BasicBlock) else m.bn3
+        for m in ours.modules()
+        if isinstance(m, rc.BasicBlock | rc.Bottleneck)
+    ]
     assert last_bn and all(torch.all(bn.weight == 0) for bn in last_bn)
 
 
@@ -80,10 +83,12 @@ def assert_same_forward_backward(ours: nn.Module, theirs: nn.Module, x: torch.Te
         if train:
             out_a.square().mean().backward()
             out_b.square().mean().backward()
-            for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+            for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
                 assert torch.equal(p.grad, q.grad), f"gradient of {name} differs"
             # BatchNorm running statistics were updated identically too.
-            for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+            for (k, a), b in zip(
+                ours.state_dict().items(), theirs.state_dict().values(), strict=True
+            ):
                 assert torch.equal(a, b), k
 
 
@@ -108,17 +113,20 @@ def test_batch_of_224_images_gives_one_score_per_class():
         assert model(torch.randn(8, 3, 224, 224)).shape == (8, 1000)
 
 
-@pytest.mark.parametrize("groups, width, tv_name, expected", [
-    (32, 4, "resnext50_32x4d", 25_028_904),
-    (1, 128, "wide_resnet50_2", 68_883_240),
-])
+@pytest.mark.parametrize(
+    "groups, width, tv_name, expected",
+    [
+        (32, 4, "resnext50_32x4d", 25_028_904),
+        (1, 128, "wide_resnet50_2", 68_883_240),
+    ],
+)
 def test_resnext_and_wide_resnet_through_groups_and_width(groups, width, tv_name, expected):
     torch.manual_seed(0)
     ours = rc.ResNet(rc.Bottleneck, [3, 4, 6, 3], groups=groups, width_per_group=width)
     torch.manual_seed(0)
     theirs = getattr(torchvision.models, tv_name)()
     assert n_params(ours) == expected
-    for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+    for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
 

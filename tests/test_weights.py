@@ -50,7 +50,9 @@ def test_loads_torchvision_weights_from_the_cache(hub_dir):
 
 
 def test_offline_without_the_file_says_where_to_put_it(hub_dir):
-    with pytest.raises(RuntimeError, match=r"could not download.*copy it to .*resnet18-f37072fd\.pth"):
+    with pytest.raises(
+        RuntimeError, match=r"could not download.*copy it to .*resnet18-f37072fd\.pth"
+    ):
         rc.resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)
 
 
