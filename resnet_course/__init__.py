@@ -39,6 +39,7 @@ from .train import (
     evaluate,
     fit,
     profile,
+    results_file,
 )
 
 __version__ = "0.1.0"
@@ -80,6 +81,7 @@ __all__ = [
     "plain56",
     "plain110",
     "profile",
+    "results_file",
     "resnet18",
     "resnet20",
     "resnet32",

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .data import DeviceLoader, ImageData
+from .data import DeviceLoader, ImageData, dataset_setting
 
 PROFILES = ("smoke", "default")
 
@@ -56,6 +57,29 @@ def profile() -> str:
             f"notebook on a CPU, more on a GPU) or 'smoke' (seconds, for tests)"
         )
     return name
+
+
+def results_file(name: str, folder: str | os.PathLike = "../results") -> Path:
+    """Where a chapter saves its results, so that tests and experiments never overwrite the book's.
+
+    The book's tables and figures read ``results/<name>.json``, written by the ``default`` profile
+    on Shapes-10. Another dataset gets its own file (``<name>_cifar10.json``); the ``smoke``
+    profile (the test suite) writes to a temporary folder instead.
+
+    Args:
+        name: The file's stem, e.g. ``"degradation"``.
+        folder: The results folder, relative to the notebook (the repository's ``results/``).
+
+    Returns:
+        The path to write (its folder exists).
+    """
+    dataset = dataset_setting()
+    stem = name if dataset == "shapes10" else f"{name}_{dataset}"
+    if profile() == "smoke":
+        folder = Path(tempfile.gettempdir()) / "resnet_course_smoke"
+    path = Path(folder) / f"{stem}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def default_device() -> torch.device:

@@ -339,3 +339,14 @@ def test_conv_gradient_norms(tiny_data):
     assert list(norms) == convs and len(convs) == 19  # ResNet-20: 19 convs + 1 fc
     assert all(math.isfinite(v) and v > 0 for v in norms.values())
     assert all(p.grad is None for p in model.parameters())  # gradients cleared
+
+
+def test_results_file_keeps_the_books_results_safe(monkeypatch, tmp_path):
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "default")
+    monkeypatch.setenv("RESNET_COURSE_DATASET", "shapes10")
+    assert rt.results_file("degradation", tmp_path) == tmp_path / "degradation.json"
+    monkeypatch.setenv("RESNET_COURSE_DATASET", "cifar10")
+    assert rt.results_file("degradation", tmp_path) == tmp_path / "degradation_cifar10.json"
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
+    path = rt.results_file("degradation", tmp_path)
+    assert tmp_path not in path.parents and path.parent.is_dir()
