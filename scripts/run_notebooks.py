@@ -8,7 +8,8 @@
 The committed outputs come from this command, run with the `default` compute profile unless
 RESNET_COURSE_PROFILE says otherwise. Before running, it writes the repository URL from
 _config.yml into each notebook's Colab badge and set-up cell, so the URL is set in one place.
-Wall times are recorded in results/notebook_times.json (read by the teaching guide).
+Wall times, with the hardware, are recorded in results/notebook_times.json (read by the
+teaching guide and checked against the chapters' budgets by the tests).
 """
 
 import json
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from resnet_course import describe_device
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+?(?=[/\"')\s]|\.git|$)")
@@ -55,7 +58,11 @@ def main(paths: list[str]) -> None:
     os.environ.setdefault("RESNET_COURSE_PROGRESS", "0")  # no progress bars in committed outputs
     url = repository_url()
     times_file = ROOT / "results" / "notebook_times.json"
-    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    record = json.loads(times_file.read_text()) if times_file.exists() else {}
+    device = describe_device()
+    if record.get("device") != device:  # times from other hardware are not comparable
+        record = {}
+    times = record.get("seconds", {})
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         stamp_repository(nb, url)
@@ -73,8 +80,9 @@ def main(paths: list[str]) -> None:
         print(f"{path.name}: {seconds:.0f} s", flush=True)
         if profile == "default":
             times[path.name] = round(seconds, 1)
+            record = {"device": device, "profile": profile, "seconds": dict(sorted(times.items()))}
             times_file.parent.mkdir(exist_ok=True)
-            times_file.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+            times_file.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
