@@ -85,7 +85,8 @@ class CifarResNet(nn.Module):
         shortcut: ``"A"``: identity shortcuts, zero-padded where the channels grow (no parameters,
             the paper's choice for CIFAR); ``"B"``: a 1x1 conv + BatchNorm projection where the
             shape changes, identity elsewhere; ``"none"``: no shortcuts, the plain network.
-        zero_init_residual: Start every residual block as the identity (Goyal et al., 2017).
+        zero_init_residual: Start every residual block as the identity (Goyal et al., 2017),
+            except, with option A, the two blocks whose shortcut pads zero channels (see below).
 
     Shape:
         - Input: ``(N, 3, H, W)``, normally ``H = W = 32``
@@ -131,6 +132,12 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(64, num_classes)
 
         init_weights(self, zero_init_residual)
+        if zero_init_residual:
+            for m in self.modules():
+                # A zero-init block with a zero-padding shortcut would output relu(0 + 0) = 0 in
+                # the padded channels, and a ReLU passes no gradient at 0: they would stay dead.
+                if isinstance(m, BasicBlock) and isinstance(m.downsample, PadShortcut):
+                    nn.init.constant_(m.bn2.weight, 1)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         """Builds one stage of ``blocks`` blocks; the first has stride ``stride``."""

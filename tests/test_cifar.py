@@ -88,5 +88,29 @@ def test_zero_init_residual_makes_every_block_the_identity():
         assert torch.allclose(block(x), x)
 
 
+def test_zero_init_residual_keeps_the_padded_channels_of_option_a_alive():
+    # Zero-init on the blocks whose shortcut pads zeros would give relu(0 + 0) = 0 in the padded
+    # channels forever (no gradient through a ReLU at 0): 48 of ResNet-20's 64 features dead.
+    torch.manual_seed(0)
+    model = rc.resnet20(zero_init_residual=True)
+    padding = [
+        b for b in model.modules() if isinstance(getattr(b, "downsample", None), rc.PadShortcut)
+    ]
+    assert len(padding) == 2 and all(torch.all(b.bn2.weight == 1) for b in padding)
+    assert torch.all(model.layer3[1].bn2.weight == 0)  # the other blocks still start at zero
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):
+        x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    features = {}
+    model.fc.register_forward_pre_hook(lambda m, args: features.update(x=args[0]))
+    with torch.no_grad():
+        model.eval()(torch.randn(64, 3, 32, 32))
+    assert (features["x"] != 0).any(0).sum() == 64
+
+
 def test_num_classes():
     assert rc.resnet56(num_classes=100)(torch.randn(2, 3, 32, 32)).shape == (2, 100)
