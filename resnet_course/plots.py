@@ -1,4 +1,4 @@
-"""Figures for the notebooks: samples, training curves, a confusion matrix, gradient norms.
+"""Figures for the notebooks: samples, training curves, confusions, mistakes, gradient norms.
 
 Every function returns a matplotlib ``Figure`` about 7 inches (700 pixels) wide, the width of a
 book page. Figures are made with pyplot, so a notebook shows each once: end the cell with ``;``.
@@ -183,4 +183,75 @@ def gradient_norms(norms: dict[str, dict[str, float]], title: str | None = None)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
+    return fig
+
+
+def misclassified(
+    data: ImageData,
+    result: Evaluation,
+    n: int = 12,
+    columns: int = 6,
+    split: str = "test",
+    title: str | None = None,
+) -> Figure:
+    """Shows the first ``n`` images a model got wrong, titled with their true and predicted class.
+
+    The images are the first mistakes in the split's order, not the worst ones: a fair sample of
+    what the model gets wrong.
+
+    Args:
+        data: The dataset the model was evaluated on.
+        result: The model's :class:`~resnet_course.train.Evaluation` on ``split`` of ``data``.
+        n: Most images to show.
+        columns: Images per row.
+        split: ``"test"`` or ``"train"``, the split ``result`` comes from.
+        title: Title above the grid; ``None`` says how many images were misclassified.
+
+    Returns:
+        The figure, one image per panel, titled ``true class`` over ``as predicted class``.
+
+    Raises:
+        ValueError: If ``result`` has not one prediction per image of the split.
+    """
+    images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+    predicted = result.predictions.cpu()
+    if len(predicted) != len(labels):
+        raise ValueError(
+            f"result has {len(predicted)} predictions but the {split} split has {len(labels)} "
+            f"images: evaluate the model on the same split of the same dataset"
+        )
+    wrong = (predicted != labels.cpu()).nonzero().flatten()
+    chosen = wrong[:n]
+    rows = max(1, -(-len(chosen) // columns))  # rounded up
+    # 7 inches wide: square panels 0.1 of a panel apart, 0.5 inch above each for its two-line
+    # 10-point title, and 0.4 inch at the top for the figure's title
+    side = 6.9 / (columns + 0.1 * (columns - 1))
+    height = rows * (side + 0.5) + 0.4
+    fig, axes = plt.subplots(rows, columns, figsize=(7, height), squeeze=False)
+    fig.subplots_adjust(
+        left=0.05 / 7,
+        right=1 - 0.05 / 7,
+        bottom=0.05 / height,
+        top=1 - 0.85 / height,
+        wspace=0.1,
+        hspace=0.5 / side,
+    )
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+    for ax, i in zip(axes.flat, chosen.tolist(), strict=False):
+        # (C, H, W) -> (H, W, C), the layout matplotlib draws
+        ax.imshow(images[i].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+        true, guess = data.classes[labels[i]], data.classes[predicted[i]]
+        ax.set_title(f"{true}\nas {guess}", fontsize=10, color="firebrick", linespacing=1.1)
+    if len(chosen) == 0:
+        axes[0, 0].text(0, 0.5, f"no misclassified {split} images", fontsize=11, va="center")
+    if title is None:
+        share = len(wrong) / max(1, len(labels))
+        title = (
+            f"the first {len(chosen)} of {len(wrong):,} misclassified {split} images "
+            f"({share:.1%}): true class, as predicted"
+        )
+    fig.suptitle(title, fontsize=11, y=1 - 0.1 / height, va="top")
     return fig

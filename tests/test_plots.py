@@ -92,3 +92,23 @@ def test_gradient_norms(tmp_path):
     (ax,) = fig.axes
     assert len(ax.lines[0].get_xdata()) == 19 and ax.get_yscale() == "log"
     assert 600 <= png_width(fig, tmp_path) <= 760
+
+
+def test_misclassified(tmp_path):
+    data = make_shapes10(60, 20)
+    predictions = data.test_labels.clone()
+    predictions[[1, 4, 7]] = (data.test_labels[[1, 4, 7]] + 1) % 10  # three mistakes
+    result = Evaluation(
+        loss=0.5, accuracy=0.85, confusion=torch.zeros(10, 10), predictions=predictions
+    )
+    fig = plots.misclassified(data, result, n=2, columns=4)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 4 and len(shown) == 2  # the first two mistakes, one row
+    true, guess = data.classes[data.test_labels[1]], data.classes[predictions[1]]
+    assert shown[0].get_title() == f"{true}\nas {guess}"
+    assert "2 of 3 misclassified test images (15.0%)" in fig._suptitle.get_text()
+    assert 600 <= png_width(fig, tmp_path) <= 760
+    none = plots.misclassified(data, Evaluation(0.0, 1.0, torch.zeros(10, 10), data.test_labels))
+    assert "no misclassified test images" in none.axes[0].texts[0].get_text()
+    with pytest.raises(ValueError, match="20 images"):
+        plots.misclassified(data, Evaluation(0.0, 1.0, torch.zeros(10, 10), predictions[:5]))
