@@ -189,7 +189,7 @@ def budget(device: str | torch.device | None = None) -> Budget:
 
 
 def learning_rate(
-    step: int, total_steps: int, peak: float, schedule: Schedule = "cosine", warmup: float = 0.05
+    step: int, total_steps: int, peak: float, schedule: Schedule = "cosine", warmup: float = 0.2
 ) -> float:
     """The learning rate at a training step.
 
@@ -431,7 +431,7 @@ def fit(
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     schedule: Schedule = "cosine",
-    warmup: float = 0.05,
+    warmup: float = 0.2,
     label_smoothing: float = 0.0,
     device: str | torch.device | None = None,
     seed: int = 0,
@@ -464,7 +464,9 @@ def fit(
         weight_decay: L2 penalty on every weight.
         schedule: ``"cosine"`` (warmup then cosine decay, the default) or ``"step"`` (the paper's
             divide-by-10 at 50% and 75% of training).
-        warmup: Fraction of the steps over which the learning rate rises to ``lr``.
+        warmup: Fraction of the steps over which the learning rate rises to ``lr``. The default,
+            a fifth, is long because the course's runs are short: with 5% a deep network at
+            ``lr=0.1`` often spikes to a huge loss once the rate peaks, and loses epochs.
         label_smoothing: Weight of the uniform distribution mixed into the targets (0 for none).
         device: Where to train; ``None`` means :func:`default_device`.
         seed: Seed of the batch order, crops and flips (the model's initialisation is yours:
