@@ -69,3 +69,15 @@ def test_citations_resolve(html):
     for page in html.rglob("*.html"):
         text = page.read_text()
         assert not re.search(r"\?\?|\[#[a-z]+\d{4}", text), f"{page.name}: unresolved citation"
+
+
+@pytest.mark.book
+def test_math_renders_without_a_cdn(html):
+    # The pages load the MathJax the book carries, so formulas render offline (a classroom
+    # without internet, a file:// copy of the book), not the raw \( ... \) source.
+    page = (html / "book" / "intro.html").read_text()
+    scripts = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', page, re.I)
+    assert scripts, "intro.html loads no MathJax"
+    for src in scripts:
+        assert not src.startswith(("http:", "https:", "//")), f"MathJax from a CDN: {src}"
+        assert (html / "book" / src).resolve().is_file(), f"{src} is not in the built book"
