@@ -1,10 +1,11 @@
 """Training-step speed of our ResNets against torchvision's (same architecture: the goal is 1.00).
 
 One training step = forward + backward + SGD step on a batch of 128 images of 32x32 pixels.
-The four models are timed round-robin in one process (each round times every model once, so a
-slow moment of the machine hits all of them), and the medians over the rounds are compared.
+The four models are timed round-robin in one process: each round times ours and torchvision's
+back to back, in alternating order, so a slow moment of a shared machine hits both. The ratio of
+each pair is taken per round, and the median over the rounds is reported (with median speeds).
 
-    python benchmarks/model_speed.py [--rounds 5] [--steps 3] [--batch-size 128] [--device cpu]
+    python benchmarks/model_speed.py [--rounds 8] [--steps 3] [--batch-size 128] [--device cpu]
 
 The LAST line is `speed_vs_torchvision=R.RR`: ours / torchvision images per second for the model
 where ours is slowest.
@@ -42,7 +43,7 @@ def train_step_timer(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="training steps per model per round")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, default=32)
@@ -61,21 +62,28 @@ def main() -> None:
             timers[arch, source]()  # warm-up: first calls allocate memory and pick kernels
 
     speeds: dict[tuple[str, str], list[float]] = {key: [] for key in timers}
-    for _ in range(args.rounds):
-        for key, run in timers.items():
-            speeds[key].append(run())
+    pair_ratios: dict[str, list[float]] = {"resnet18": [], "resnet50": []}
+    for round_ in range(args.rounds):
+        for arch in pair_ratios:
+            order = ("ours", "torchvision") if round_ % 2 == 0 else ("torchvision", "ours")
+            for source in order:
+                speeds[arch, source].append(timers[arch, source]())
+            pair_ratios[arch].append(speeds[arch, "ours"][-1] / speeds[arch, "torchvision"][-1])
 
     print(
         f"device: {device} ({torch.get_num_threads()} CPU threads), torch {torch.__version__}, "
         f"batch {args.batch_size}, {args.image_size} px, {args.rounds} rounds x {args.steps} steps"
     )
-    print(f"{'model':<10} {'ours img/s':>11} {'torchvision img/s':>18} {'ratio':>6}")
+    print(f"{'model':<10} {'ours img/s':>11} {'torchvision img/s':>18} {'ratio':>6}  per round")
     ratios = []
-    for arch in ("resnet18", "resnet50"):
+    for arch, per_round in pair_ratios.items():
         ours = statistics.median(speeds[arch, "ours"])
         theirs = statistics.median(speeds[arch, "torchvision"])
-        ratios.append(ours / theirs)
-        print(f"{arch:<10} {ours:>11.1f} {theirs:>18.1f} {ours / theirs:>6.2f}")
+        ratios.append(statistics.median(per_round))
+        print(
+            f"{arch:<10} {ours:>11.1f} {theirs:>18.1f} {ratios[-1]:>6.2f}  "
+            + " ".join(f"{r:.2f}" for r in per_round)
+        )
     print(f"speed_vs_torchvision={min(ratios):.2f}")
 
 
