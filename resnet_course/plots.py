@@ -14,6 +14,45 @@ from .data import ImageData
 from .train import Evaluation, History
 
 
+def _draw_image(ax, image: Tensor | None = None) -> None:
+    """Draws a ``(C, H, W)`` image on ``ax`` (none: leaves it empty), without ticks or frame."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.spines[:].set_visible(False)
+    if image is not None:
+        # (C, H, W) -> (H, W, C), the layout matplotlib draws
+        ax.imshow(image.permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+
+
+def moving_average(values: list[float], window: int) -> tuple[range, Tensor]:
+    """The mean of every run of ``window`` consecutive values, for smoothing per-step losses.
+
+    Args:
+        values: E.g. a :class:`~resnet_course.train.History`'s ``step_loss``.
+        window: Values per mean; shortened to ``len(values)`` when longer, at least 1.
+
+    Returns:
+        ``(steps, means)``: each mean and the (1-based) step it ends at, ready for ``ax.plot``.
+    """
+    values = torch.tensor(values)
+    window = max(1, min(window, len(values)))
+    return range(window, len(values) + 1), values.unfold(0, window, 1).mean(1)
+
+
+def log_scale(ax, axis: str = "y") -> None:
+    """Puts one axis of ``ax`` on a log scale with ticks at 0.1 0.2 0.5 1 2 5 10, not at 10^x.
+
+    Args:
+        ax: A matplotlib ``Axes``.
+        axis: ``"y"`` (e.g. for losses) or ``"x"``.
+    """
+    getattr(ax, f"set_{axis}scale")("log")
+    scale = getattr(ax, f"{axis}axis")
+    scale.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    scale.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    scale.set_minor_formatter(NullFormatter())
+
+
 def sample_grid(
     data: ImageData, per_class: int = 10, split: str = "train", title: str | None = None
 ) -> Figure:
@@ -40,12 +79,7 @@ def sample_grid(
     for k, name in enumerate(data.classes):
         chosen = (labels == k).nonzero().flatten()[:per_class]
         for j, ax in enumerate(axes[k]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.spines[:].set_visible(False)
-            if j < len(chosen):
-                # (C, H, W) -> (H, W, C), the layout matplotlib draws
-                ax.imshow(images[chosen[j]].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            _draw_image(ax, images[chosen[j]] if j < len(chosen) else None)
         axes[k, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
     if title is None:
         title = f"{data.name}: the first {per_class} {split} images of each class"
@@ -101,17 +135,11 @@ def step_losses(
     """
     fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     for i, (name, h) in enumerate(histories.items()):
-        loss = torch.tensor(h.step_loss)
-        window = max(1, min(smoothing, len(loss)))
-        smooth = loss.unfold(0, window, 1).mean(1)  # mean of each run of `window` steps
-        steps = range(window, len(loss) + 1)  # each average is drawn at its last step
+        steps, smooth = moving_average(h.step_loss, smoothing)
         ax.plot(steps, smooth.numpy(), color=f"C{i}", label=name)
     ax.set(xlabel="training step", ylabel="training loss", title=title or "training loss")
     if log:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.1 0.2 0.5 1 2 5
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        log_scale(ax)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
     return fig
@@ -237,12 +265,9 @@ def misclassified(
         hspace=0.5 / side,
     )
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.spines[:].set_visible(False)
+        _draw_image(ax)
     for ax, i in zip(axes.flat, chosen.tolist(), strict=False):
-        # (C, H, W) -> (H, W, C), the layout matplotlib draws
-        ax.imshow(images[i].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+        _draw_image(ax, images[i])
         true, guess = data.classes[labels[i]], data.classes[predicted[i]]
         ax.set_title(f"{true}\nas {guess}", fontsize=10, color="firebrick", linespacing=1.1)
     if len(chosen) == 0:

@@ -8,7 +8,6 @@ a download requested (as in Colab) while the network is unreachable.
 
 import sys
 import types
-import urllib.error
 
 import pytest
 import torch
@@ -36,18 +35,10 @@ def run_loading_cells() -> dict:
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch):
+def hub(hub_dir, monkeypatch):
     """An empty torch.hub cache, no network, and not in Colab."""
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-
-    def offline(url, *args, **kwargs):
-        raise urllib.error.URLError("network is unreachable (test)")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
+    return hub_dir
 
 
 def test_cached_weights_are_loaded_and_named(hub, capsys):

@@ -112,3 +112,19 @@ def test_misclassified(tmp_path):
     assert "no misclassified test images" in none.axes[0].texts[0].get_text()
     with pytest.raises(ValueError, match="20 images"):
         plots.misclassified(data, Evaluation(0.0, 1.0, torch.zeros(10, 10), predictions[:5]))
+
+
+def test_moving_average_and_log_scale():
+    steps, means = plots.moving_average([4.0, 2.0, 0.0, 2.0], 2)
+    assert list(steps) == [2, 3, 4] and means.tolist() == [3.0, 1.0, 1.0]
+    steps, means = plots.moving_average([1.0, 3.0], 20)  # longer than the run: one mean
+    assert list(steps) == [2] and means.tolist() == [2.0]
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3], [0.3, 1.0, 2.5])
+    plots.log_scale(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert ax.get_yscale() == "log" and {"0.5", "1", "2"} <= set(labels), labels
+    plots.log_scale(ax, "x")
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    plt.close(fig)

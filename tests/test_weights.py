@@ -5,7 +5,6 @@ $TORCH_HOME/hub/checkpoints and reads it from there afterwards. These tests put 
 make themselves in that cache, so no network is needed.
 """
 
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,6 @@ import torchvision
 from torchvision.models import ResNet18_Weights
 
 import resnet_course as rc
-
-
-@pytest.fixture
-def hub_dir(tmp_path, monkeypatch):
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-
-    def offline(url, *args, **kwargs):
-        raise urllib.error.URLError("network is unreachable (test)")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
 
 
 def cached_file(hub: Path, weights) -> Path:
