@@ -106,25 +106,26 @@ def _render_shapes(labels: Tensor, size: int, g: torch.Generator) -> Tensor:
     grid = (torch.arange(size) + 0.5) * pixel - 1
     gx, gy = grid.view(1, 1, size), grid.view(1, size, 1)
 
-    # background: a linear gradient between two random colours, in a random direction
-    bg = torch.rand(n, 3, generator=g)
-    bg_end = (bg + _uniform(n, -0.3, 0.3, g, 3)).clamp(0, 1)
+    # background: a dark gradient between two random colours (every channel at most 0.4)
+    bg = _uniform(n, 0, 0.35, g, 3)
+    bg_end = (bg + _uniform(n, -0.15, 0.15, g, 3)).clamp(0, 0.4)
     angle = _uniform(n, 0, 2 * math.pi, g)[:, None, None]
     t = 0.5 + 0.35 * (gx * angle.cos() + gy * angle.sin())
     canvas = bg[:, :, None, None] + (bg_end - bg)[:, :, None, None] * t.unsqueeze(1)
 
-    # clutter: three thin straight lines of random colour, each drawn with probability 0.5
+    # clutter: three thin straight lines, each drawn with probability 0.5, in mid-tones (every
+    # channel 0.2 to 0.6): edges that are not the shape's, dimmer than the shape
     for _ in range(3):
         angle = _uniform(n, 0, math.pi, g)[:, None, None]
         offset = _uniform(n, -1, 1, g)[:, None, None]
         width = _uniform(n, 0.5, 1.0, g)[:, None, None] * pixel
         distance = (gx * angle.cos() + gy * angle.sin() - offset).abs() - width / 2
         drawn = (torch.rand(n, generator=g) < 0.5)[:, None, None]
-        canvas = _paint(canvas, _coverage(distance, pixel) * drawn, torch.rand(n, 3, generator=g))
+        canvas = _paint(canvas, _coverage(distance, pixel) * drawn, _uniform(n, 0.2, 0.6, g, 3))
 
-    # the shape: random size, aspect ratio, rotation and position, in a colour unlike the
-    # background (every channel differs from it by 0.25 to 0.75)
-    scale = _uniform(n, 0.4, 0.75, g)[:, None, None]
+    # the shape: random size, aspect ratio, rotation and position, in a light colour (every
+    # channel 0.6 to 1): always lighter than the background, whatever the colours
+    scale = _uniform(n, 0.5, 0.8, g)[:, None, None]
     aspect = _uniform(n, -0.25, 0.25, g).exp()[:, None, None]
     angle = _uniform(n, 0, 2 * math.pi, g)[:, None, None]
     cx = _uniform(n, -1, 1, g)[:, None, None] * (1 - scale) * 0.8
@@ -136,8 +137,7 @@ def _render_shapes(labels: Tensor, size: int, g: torch.Generator) -> Tensor:
     for k, sdf in enumerate(SHAPES.values()):
         mine = labels == k
         distance[mine] = sdf(x[mine], y[mine]) * scale[mine]  # back to image units
-    fg = (bg + _uniform(n, 0.25, 0.75, g, 3)) % 1
-    canvas = _paint(canvas, _coverage(distance, pixel), fg)
+    canvas = _paint(canvas, _coverage(distance, pixel), _uniform(n, 0.6, 1.0, g, 3))
 
     # sensor noise of a random strength
     noise = _uniform(n, 0.02, 0.08, g)[:, None, None, None]
