@@ -194,6 +194,48 @@ def test_fit_options_run(tiny_data):
     assert history.lr == [pytest.approx(0.001)]  # 4 steps: the last at 75%, lr / 100
 
 
+def test_fit_with_adamw(tiny_data, tmp_path):
+    path = tmp_path / "adamw.pt"
+    model = tiny_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    history = rt.fit(
+        model,
+        tiny_data,
+        1,
+        batch_size=32,
+        lr=2e-3,
+        weight_decay=0.05,
+        warmup=0,
+        optimizer="adamw",
+        device="cpu",
+        progress=False,
+        checkpoint=path,
+    )
+    state = torch.load(path, weights_only=True)
+    assert state["settings"]["optimizer"] == "adamw"
+    group = state["optimizer"]["param_groups"][0]
+    assert group["betas"] == (0.9, 0.999) and group["weight_decay"] == 0.05
+    assert "exp_avg_sq" in state["optimizer"]["state"][0]  # Adam's moments, not SGD's momentum
+    # the same warmup + cosine schedule as SGD: 3 steps, no warmup, lr at step 2 of 3
+    assert history.lr == [pytest.approx(rt.learning_rate(2, 3, 2e-3, "cosine", warmup=0))]
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="'optimizer': \\('adamw', 'sgd'\\).*delete it"):
+        rt.fit(
+            tiny_model(),
+            tiny_data,
+            1,
+            batch_size=32,
+            lr=2e-3,
+            weight_decay=0.05,
+            warmup=0,
+            device="cpu",
+            progress=False,
+            checkpoint=path,
+        )
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adamw', got 'adam'"):
+        rt.fit(tiny_model(), tiny_data, 1, batch_size=32, optimizer="adam", device="cpu")
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
