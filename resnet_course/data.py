@@ -93,12 +93,15 @@ def make_shapes10(
     """Generates Shapes-10, the course's offline dataset.
 
     Ten classes of shapes (``SHAPES10_CLASSES``), equally many of each, on 32x32 RGB images like
-    CIFAR-10. Each image draws one shape with a random size, aspect ratio, rotation, position
-    and colour over a background gradient of random colours, crossed by up to three thin lines,
-    plus pixel noise. Only the outline tells the class: colours, position and size do not.
+    CIFAR-10. Each image draws one light shape (every channel 0.6 to 1) with a random size, aspect
+    ratio, rotation, position and colour over a dark background gradient (every channel at most
+    0.4), crossed by up to three thin mid-tone lines, plus pixel noise. Only the outline tells
+    the class: colours, position and size do not. The shape is always lighter than its
+    surroundings, so networks start learning at once (see :mod:`resnet_course.shapes10`).
 
-    Its baselines (``benchmarks/dataset_baselines.py``): a linear classifier on the pixels stays
-    near chance; ResNet-20 reaches 85-92% after 2 epochs of 25,000 images (two seeds).
+    Its baselines (the book's datasets page and ``benchmarks/dataset_baselines.py``, on a 2-core
+    CPU): a linear classifier on the pixels gets about 28%; ResNet-20 with ``fit``'s defaults
+    gets above 99% after 2 epochs of 25,000 images, its mean loss over steps 21-40 about 1.6.
 
     The same arguments always give the same images. The test split depends only on ``seed``
     (not on ``train_size``), so runs with different training sizes are tested on the same images.

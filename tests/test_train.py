@@ -46,21 +46,7 @@ def test_profile(monkeypatch):
         rt.profile()
 
 
-def test_budget(monkeypatch):
-    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
-    assert rt.budget("cuda") == rt.Budget("smoke", "cuda", 256, 256, 2, 64)
-    monkeypatch.setenv("RESNET_COURSE_PROFILE", "default")
-    b = rt.budget("cpu")
-    assert (b.profile, b.device, b.train_size, b.epochs, b.batch_size) == (
-        "default",
-        "cpu",
-        25_000,
-        2,
-        128,
-    )
-    assert rt.budget("cuda").epochs > rt.budget("mps").epochs > b.epochs
-    with pytest.raises(ValueError, match="no budget for device type 'xpu'"):
-        rt.budget("xpu")
+# The budget (profiles, devices, the device override) is tested in tests/test_budget.py.
 
 
 def test_default_device_and_description():
