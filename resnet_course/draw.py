@@ -302,8 +302,9 @@ def draw_graph(
         names: Write each layer's module name in its box.
         shapes: Write each layer's output shape (channels x height x width) in its box.
         title: A title above the drawing.
-        ax: Axes to draw into; by default a new figure sized so that one unit is one inch.
-        box_width: Width of a box in inches.
+        ax: Axes to draw into, as large as ``graph_size`` says (text and boxes are sized in
+            inches); by default a new figure of that size.
+        box_width: Width of a box in inches, at least (a box is as wide as its text needs).
         fontsize: Size of the text in the boxes.
 
     Returns:
@@ -312,11 +313,21 @@ def draw_graph(
     place = layout(graph, breaks)
     text = {n.name: _text(n, names, shapes) for n in graph.nodes}
     lines = max(t.count("\n") + 1 for t in text.values())
-    bw, bh = box_width / 2, 0.06 + lines * fontsize / 72 * 0.6
-    row_h, side = 2 * bh + 0.16, box_width + 0.25
-    col_w = side + box_width + 0.35
-    if not any(not main for _, _, main in place.values()) and not _has_skips(graph, place):
-        col_w = box_width + 0.35
+    bh = 0.06 + lines * fontsize / 72 * 0.6
+
+    def needed(main: bool) -> float:  # half the width of the widest text in a lane, or more
+        chars = [
+            len(line)
+            for n in graph.nodes
+            if place[n.name][2] == main
+            for line in text[n.name].splitlines()
+        ]
+        return max([box_width, max(chars, default=0) * fontsize / 72 * 0.56 + 0.16]) / 2
+
+    bw, sw = needed(True), needed(False)
+    row_h, side, col_w = 2 * bh + 0.16, bw + 0.25 + sw, 2 * bw + 0.6 + 2 * sw
+    if all(main for _, _, main in place.values()):  # no projection: a narrow shortcut lane
+        side, col_w = bw + 0.3, 2 * bw + (0.65 if _has_skips(graph, place) else 0.35)
     columns = 1 + max(c for c, _, _ in place.values())
     rows = 1 + max(r for _, r, _ in place.values())
     x0, top = bw + 0.3, bh + 0.25
@@ -325,24 +336,24 @@ def draw_graph(
         c, r, main = place[name]
         return x0 + c * col_w + (0 if main else side), -r * row_h
 
+    width, height = columns * col_w + 0.1, rows * row_h + top + (0.3 if title else 0.05)
     if ax is None:
         from matplotlib import pyplot as plt
 
-        width, height = columns * col_w + 0.1, rows * row_h + top + (0.3 if title else 0.05)
-        fig = plt.figure(figsize=(width, height))
-        ax = fig.add_axes((0, 0, 1, 1))
-        ax.set_xlim(0, width)
-        ax.set_ylim(-height + top + (0.3 if title else 0), top + (0.3 if title else 0))
+        ax = plt.figure(figsize=(width, height)).add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(-height + top + (0.3 if title else 0), top + (0.3 if title else 0))
     ax.set_aspect("equal")
     ax.axis("off")
     if title:
         ax.text(0.05, top + 0.25, title, fontsize=fontsize + 2, va="top")
     for n in graph.nodes:
         x, y = centre(n.name)
+        w = bw if place[n.name][2] else sw
         ax.add_patch(
             FancyBboxPatch(
-                (x - bw, y - bh),
-                2 * bw,
+                (x - w, y - bh),
+                2 * w,
                 2 * bh,
                 boxstyle="round,pad=0,rounding_size=0.06",
                 facecolor=COLOURS.get(n.kind, "white"),
@@ -375,6 +386,44 @@ def draw_graph(
             )
         )
     return ax.figure
+
+
+def graph_size(graph: Graph, breaks: tuple[str, ...] = (), **kwargs) -> tuple[float, float]:
+    """Width and height in inches of ``draw_graph(graph, breaks, **kwargs)``."""
+    from matplotlib import pyplot as plt
+
+    fig = draw_graph(graph, breaks, **kwargs)
+    size = tuple(fig.get_size_inches())
+    plt.close(fig)
+    return size
+
+
+def draw_blocks(
+    blocks: dict[str, nn.Module], input_shapes: dict[str, tuple[int, ...]], **kwargs
+) -> Figure:
+    """Draws several blocks side by side, each with its title, at the same scale.
+
+    Args:
+        blocks: ``{title: block}``.
+        input_shapes: ``{title: shape of one input}``, e.g. ``(64, 56, 56)``.
+        **kwargs: Passed to ``draw_graph``.
+
+    Returns:
+        The figure.
+    """
+    from matplotlib import pyplot as plt
+
+    graphs = {title: trace(block, input_shapes[title]) for title, block in blocks.items()}
+    sizes = {t: graph_size(g, title=t, **kwargs) for t, g in graphs.items()}
+    width, height = sum(w for w, _ in sizes.values()), max(h for _, h in sizes.values())
+    fig = plt.figure(figsize=(width, height))
+    left = 0.0
+    for title, graph in graphs.items():
+        w, h = sizes[title]
+        ax = fig.add_axes((left / width, 1 - h / height, w / width, h / height))
+        draw_graph(graph, title=title, ax=ax, **kwargs)
+        left += w
+    return fig
 
 
 def _text(n: Node, names: bool, shapes: bool) -> str:
