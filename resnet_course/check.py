@@ -816,7 +816,7 @@ def _diff(
             key = f"{part}: no {tb[j1:j2]} {after(i1)}"
             found.append(_Diff(pos, key, text + want, tuple(tb[j1:j2])))
         elif tag == "delete":  # mine has ops the reference has not
-            labels = " -> ".join(_label(mine, j, scope) for j in a[i1:i2])
+            labels = " -> ".join(_label(mine, j, scope).removeprefix("the ") for j in a[i1:i2])
             text = f"Extra {labels} {after(i1)} {place}: the reference has nothing there."
             found.append(_Diff(pos, f"{part}: extra {ta[i1:i2]} {after(i1)}", text + want))
         else:
