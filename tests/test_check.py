@@ -317,7 +317,9 @@ class ReluBeforeAddBlock(BasicBlock):
 
 
 def test_broken_block_checked_alone() -> None:
-    assert_fails(check_block(ReluBeforeAddBlock), "ReLU before the addition in the identity case")
+    assert_fails(
+        check_block(ReluBeforeAddBlock), "ReLU before the addition in every configuration tried"
+    )
 
 
 def test_parameter_count_is_folded_into_the_summary() -> None:
