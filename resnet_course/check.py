@@ -21,6 +21,8 @@ Example:
 """
 
 import copy
+import difflib
+import html
 import re
 import traceback
 import weakref
@@ -59,12 +61,15 @@ class Report:
     Attributes:
         title: What was checked, e.g. ``"check_model: resnet50"``.
         problems: Specific, human-readable problems (what, where, how to fix); empty if it passed.
+            The first one names the mistake most likely to be the cause of the others.
         notes: Information that does not fail the check (e.g. ResNet v1 vs v1.5 strides).
         summary: One line saying what was checked.
         passed: True when ``problems`` is empty (a property).
 
-    ``bool(report)`` is ``report.passed``. A notebook shows it as Markdown; ``str(report)`` is the
-    same as plain text, deterministic (no addresses or timings), so nbval can compare it.
+    ``bool(report)`` is ``report.passed``. A notebook shows it as a framed box (HTML with inline
+    styles, so it looks the same in JupyterLab, Colab and the book) and a Markdown console as
+    Markdown; ``str(report)`` is the same as plain text, deterministic (no addresses or timings),
+    so nbval can compare it.
     """
 
     title: str
@@ -110,6 +115,33 @@ class Report:
             lines += ["", "**Notes**", ""] + [f"- {_md(n)}" for n in self.notes]
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        # A framed box with a coloured edge, so a report never reads as the author's prose.
+        # Inline styles only (no CSS classes, no fixed widths): it wraps on a phone, keeps the
+        # page's font and text colour (light and dark themes), and looks the same everywhere.
+        colour = "#1a7f37" if self.passed else "#cf222e"
+        icon = "✅" if self.passed else "❌"
+        box = (
+            f"border:1px solid {colour};border-left:6px solid {colour};border-radius:6px;"
+            f"padding:0.5em 0.9em;margin:0.4em 0;background:{colour}14;color:inherit;"
+            "max-width:100%;box-sizing:border-box;overflow-wrap:anywhere;line-height:1.45"
+        )
+        parts = [
+            f'<div style="{box}">',
+            f'<div style="font-weight:600">{icon} {_html(self.title)}: '
+            f'<span style="color:{colour}">{self._verdict()}</span></div>',
+        ]
+        if self.summary:
+            parts.append(f'<div style="opacity:0.85;margin-top:0.2em">{_html(self.summary)}</div>')
+        for heading, items, tag in (("Problems", self.problems, "ol"), ("Notes", self.notes, "ul")):
+            if items:
+                parts.append(f'<div style="font-weight:600;margin-top:0.5em">{heading}</div>')
+                parts.append(f'<{tag} style="margin:0.2em 0 0.2em 1.4em;padding:0">')
+                parts += [f'<li style="margin:0.2em 0">{_html(item)}</li>' for item in items]
+                parts.append(f"</{tag}>")
+        parts.append("</div>")
+        return "\n".join(parts)
+
 
 def _md(text: str) -> str:
     """Escapes Markdown outside `code` spans, so ``__init__`` or ``<lambda>`` show as written."""
@@ -119,16 +151,44 @@ def _md(text: str) -> str:
     return "`".join(parts)
 
 
+def _html(text: str) -> str:
+    """Escapes HTML and shows `code` spans as ``<code>``."""
+    parts = html.escape(text, quote=False).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: show it as it is
+        return html.escape(text, quote=False)
+    for i in range(1, len(parts), 2):
+        parts[i] = f'<code style="overflow-wrap:anywhere">{parts[i]}</code>'
+    return "".join(parts)
+
+
+# Problems are ranked by tier, then by where they happen in the dataflow (the first place a
+# network goes wrong is the likeliest cause of what follows), then by the order they were found.
+_FATAL, _MISTAKE, _RESULT = 0, 1, 2
+
+
 class _Findings:
-    """Collects problems and notes; the same finding at several places becomes one message."""
+    """Collects problems and notes and ranks them.
 
-    def __init__(self) -> None:
-        self.problems: dict[str, list[str]] = {}
+    The same finding at several places (blocks, configurations) becomes one message: findings are
+    merged by ``key`` (by default the text; the first text is kept) and ``{where}`` in the text is
+    replaced by all the places it was seen.
+    """
+
+    def __init__(self, every: list[str] | None = None) -> None:
+        self.problems: dict[str, tuple[str, list[str], tuple[int, int, int]]] = {}
         self.notes: dict[str, list[str]] = {}
+        self.every = every or []  # all the places tried: a finding seen at all of them says so
 
-    def problem(self, text: str, where: str = "") -> None:
-        """Adds a problem; ``{where}`` in ``text`` is replaced by all the places it was seen."""
-        self.problems.setdefault(text, []).append(where)
+    def problem(
+        self, text: str, where: str = "", *, key: str = "", tier: int = _MISTAKE, pos: int = 0
+    ) -> None:
+        """Adds a problem found at op ``pos`` of the graph; see the class docstring."""
+        key = key or text
+        if key in self.problems:
+            first, wheres, rank = self.problems[key]
+            self.problems[key] = (first, [*wheres, where], min(rank, (tier, pos, rank[2])))
+        else:
+            self.problems[key] = (text, [where], (tier, pos, len(self.problems)))
 
     def note(self, text: str, where: str = "") -> None:
         """Adds a note, merged like problems."""
@@ -136,20 +196,29 @@ class _Findings:
 
     def count(self) -> int:
         """Number of problems found so far, repeats included."""
-        return sum(len(wheres) for wheres in self.problems.values())
+        return sum(len(wheres) for _, wheres, _ in self.problems.values())
+
+    def has(self, key: str) -> bool:
+        """True if a problem with this key was found."""
+        return key in self.problems
 
     def report(self, title: str, summary: str = "") -> Report:
-        """Turns the findings into a ``Report``."""
+        """Turns the findings into a ``Report``, most likely cause first."""
+        ranked = sorted(self.problems.values(), key=lambda found: found[2])
 
-        def render(found: dict[str, list[str]]) -> list[str]:
-            return [text.replace("{where}", _places(wheres)) for text, wheres in found.items()]
+        def places(wheres: list[str]) -> str:
+            if self.every and set(wheres) == set(self.every):
+                return "every configuration tried"
+            return _places(wheres)
 
-        return Report(title, render(self.problems), render(self.notes), summary)
+        problems = [text.replace("{where}", places(wheres)) for text, wheres, _ in ranked]
+        notes = [text.replace("{where}", places(wheres)) for text, wheres in self.notes.items()]
+        return Report(title, problems, notes, summary)
 
 
 def _quote(name: str) -> str:
     """A module name in backticks; a description ("the identity case") as it is."""
-    return name if " " in name else f"`{name}`"
+    return name if " " in name or not name else f"`{name}`"
 
 
 def _places(wheres: list[str]) -> str:
@@ -176,6 +245,7 @@ class _Op:
     module: str = ""  # name of the module whose weights it used, e.g. "layer1.0.conv1"
     params: tuple[str, ...] = ()  # names of the parameters it used
     info: dict[str, Any] = field(default_factory=dict)  # kernel, stride, bias, ... (see _op_info)
+    scope: str = ""  # the innermost module running when it ran, e.g. "layer1.0.relu"
 
 
 # torch function name -> kind; names missing here keep their own name as kind.
@@ -226,6 +296,9 @@ def _op_info(name: str, kind: str, args: tuple, kwargs: dict) -> dict[str, Any]:
             groups=groups,
             bias=a(2, "bias") is not None,
         )
+    if kind == "bn":
+        stats = a(1, "running_mean")
+        return dict(features=stats.shape[0] if isinstance(stats, Tensor) else None)
     if kind == "linear":
         w = a(1, "weight")
         return dict(fin=w.shape[1], fout=w.shape[0], bias=a(2, "bias") is not None)
@@ -258,6 +331,18 @@ class _Recorder(TorchFunctionMode):
         self.used: set[int] = set()  # id() of every Parameter an op used
         self.failed: _Op | None = None  # the op that raised, if one did
         self.broken = ""  # set if recording itself failed (then the graph is incomplete)
+        self.scopes = [""]  # names of the modules whose forward is running, innermost last
+        self.entered: set[str] = {""}  # names of the modules whose forward ran
+
+    def enter(self, name: str, *_: Any) -> None:
+        """Forward pre-hook: ``name``'s forward starts."""
+        self.scopes.append(name)
+        self.entered.add(name)
+
+    def leave(self, name: str, *_: Any) -> None:
+        """Forward hook (also called when the forward raises): ``name``'s forward ends."""
+        if len(self.scopes) > 1 and self.scopes[-1] == name:
+            self.scopes.pop()
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
@@ -300,6 +385,7 @@ class _Recorder(TorchFunctionMode):
                 named[0].rpartition(".")[0] if named else "",
                 tuple(self.names.get(id(p), f"<unnamed {tuple(p.shape)}>") for p in params),
                 info,
+                self.scopes[-1],
             )
         except Exception as err:  # never let a recording bug look like the learner's bug
             self.broken = f"{type(err).__name__}: {err}"
@@ -314,12 +400,15 @@ class _Recorder(TorchFunctionMode):
 class _Block:
     """One residual block found in the graph: ``end = relu(residual(start) + shortcut(start))``."""
 
-    name: str  # common prefix of its modules' names, e.g. "layer2.0"
+    name: str  # the module whose forward adds, e.g. "layer2.0" (or a label: "the identity case")
     start: int  # op whose output is the block input
     add: int  # the residual addition
-    end: int  # the block output: the ReLU after the addition, or the addition itself
+    end: int  # the block output: the last op of ``tail``, or the addition itself
     residual: list[int]  # ops of the residual branch, in order
     shortcut: list[int]  # ops of the shortcut (empty for the identity)
+    tail: list[int] = field(default_factory=list)  # ops after the addition, up to the first ReLU
+    pre: list[int] = field(default_factory=list)  # the block's own ops before its input splits
+    scope: str = ""  # module names inside the block start with this (relative names drop it)
 
 
 @dataclass
@@ -334,12 +423,17 @@ class _Graph:
     error: str = ""  # what went wrong in the forward: "raised ..." or "returned ..."
     broken: str = ""  # why the graph could not be analysed (a limit of this checker)
     failed: _Op | None = None  # the op that raised
+    context: str = "model"  # what is checked: "model", "stage" or "block" (for the wording)
+    types: dict[str, str] = field(default_factory=dict)  # module name -> class name
+    entered: set[str] = field(default_factory=set)  # modules whose forward ran
     blocks: list[_Block] = field(default_factory=list)
     # Stages: runs of consecutive blocks with the same output shape.
     stages: list[list[_Block]] = field(default_factory=list)
     stem: list[int] = field(default_factory=list)  # ops before the first block
     head: list[int] = field(default_factory=list)  # ops after the last block
-    gaps: dict[str, list[int]] = field(default_factory=dict)  # block name -> ops just before it
+    gaps: dict[int, list[int]] = field(default_factory=dict)  # block index -> ops just before it
+    unused: dict[str, int] = field(default_factory=dict)  # module never called -> its parameters
+    mentioned: set[str] = field(default_factory=set)  # unused modules a problem already named
 
     @property
     def total(self) -> int:
@@ -392,6 +486,11 @@ def _prefix(names: list[str]) -> str:
     return ".".join(common)
 
 
+def _within(name: str, scope: str) -> bool:
+    """True if module ``name`` is ``scope`` or inside it."""
+    return name == scope or name.startswith(scope + ".")
+
+
 def _split_branches(ops: list[_Op], a: int, b: int) -> tuple[int, list[int], list[int]] | None:
     """For an addition of ``a`` and ``b``: (block input, residual branch, shortcut branch)."""
     anc_a, anc_b = _ancestors(ops, a), _ancestors(ops, b)
@@ -415,6 +514,33 @@ def _users(ops: list[_Op]) -> dict[int, list[int]]:
     return users
 
 
+# Ops that end the chain of element-wise ops after a residual addition (see _tail).
+_NOT_TAIL = {
+    "conv",
+    "add",
+    "linear",
+    "cat",
+    "maxpool",
+    "avgpool",
+    "mean",
+    "reshape",
+    "pad",
+    "slice",
+}
+
+
+def _tail(ops: list[_Op], users: dict[int, list[int]], add: int) -> list[int]:
+    """The ops a block applies to ``out + identity``: a chain of one-input ops up to a ReLU."""
+    tail, j = [], add
+    while len(users.get(j, [])) == 1 and not (tail and ops[tail[-1]].kind == "relu"):
+        k = users[j][0]
+        if ops[k].kind in _NOT_TAIL or ops[k].inputs != [j]:
+            break
+        tail.append(k)
+        j = k
+    return tail
+
+
 def _find_blocks(ops: list[_Op], label: str) -> list[_Block]:
     """Every residual addition in the graph, as a block."""
     users, blocks = _users(ops), []
@@ -428,11 +554,11 @@ def _find_blocks(ops: list[_Op], label: str) -> list[_Block]:
         if split is None:
             continue
         start, residual, shortcut = split
-        after = users.get(i, [])
-        end = after[0] if after and ops[after[0]].kind == "relu" else i
-        name = _prefix([ops[j].module for j in residual + shortcut])
+        tail = _tail(ops, users, i)
+        scope = op.scope or _prefix([ops[j].module for j in residual + shortcut])
+        name = scope or label or f"block {len(blocks) + 1}"
         blocks.append(
-            _Block(name or label or f"block {len(blocks) + 1}", start, i, end, residual, shortcut)
+            _Block(name, start, i, (tail or [i])[-1], residual, shortcut, tail, [], scope)
         )
     return blocks
 
@@ -455,10 +581,22 @@ def _structure(graph: _Graph, label: str) -> None:
         if after & set(ops[j].inputs):
             after.add(j)
             graph.head.append(j)
-    for prev, blk in zip(blocks, blocks[1:], strict=False):
+    for k, (prev, blk) in enumerate(zip(blocks, blocks[1:], strict=False), 1):
         if blk.start != prev.end:
             gap = _ancestors(ops, blk.start) - _ancestors(ops, prev.end)
-            graph.gaps[blk.name] = [j for j in sorted(gap) if ops[j].kind != "reshape"]
+            graph.gaps[k] = [j for j in sorted(gap) if ops[j].kind != "reshape"]
+    # A block's own ops before its input splits (an in-place ReLU on `x`, `x = conv1(x)` before
+    # `identity = x`) belong to the block, not to the stem or the space between blocks.
+    for k, blk in enumerate(blocks):
+        before = graph.stem if k == 0 else graph.gaps.get(k, [])
+        if graph.context == "block":
+            blk.pre = list(before)
+        elif blk.scope:
+            blk.pre = [j for j in before if _within(ops[j].scope, blk.scope)]
+        if k == 0:
+            graph.stem = [j for j in graph.stem if j not in blk.pre]
+        elif k in graph.gaps:
+            graph.gaps[k] = [j for j in graph.gaps[k] if j not in blk.pre]
 
 
 @contextmanager
@@ -472,13 +610,27 @@ def _modes_kept(model: nn.Module) -> Iterator[None]:
             m.training = mode
 
 
-def _analyse(model: nn.Module, x: Tensor, label: str = "") -> _Graph:
+@contextmanager
+def _scopes_tracked(model: nn.Module, rec: _Recorder) -> Iterator[None]:
+    """Tells ``rec`` which module runs each op, through forward hooks removed afterwards."""
+    handles = []
+    try:
+        for name, m in model.named_modules():
+            handles.append(m.register_forward_pre_hook(partial(rec.enter, name)))
+            handles.append(m.register_forward_hook(partial(rec.leave, name), always_call=True))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _analyse(model: nn.Module, x: Tensor, label: str = "", context: str = "model") -> _Graph:
     """Runs ``model(x)`` in eval mode under the recorder and analyses the graph."""
     named = [*model.named_parameters(), *model.named_buffers()]
     names = {id(t): n for n, t in reversed(named)}  # reversed: a shared tensor's first name wins
     rec = _Recorder(names, x)
     output, error = None, ""
-    with _modes_kept(model), torch.no_grad():
+    with _modes_kept(model), torch.no_grad(), _scopes_tracked(model, rec):
         model.eval()
         try:
             with rec:
@@ -492,6 +644,11 @@ def _analyse(model: nn.Module, x: Tensor, label: str = "") -> _Graph:
     numel = {n: 0 if isinstance(p, _Lazy) else p.numel() for n, p in model.named_parameters()}
     used = {names[i] for i in rec.used if i in names}
     graph = _Graph(rec.ops, numel, used, set(rec.used), output, error=error, failed=rec.failed)
+    graph.context, graph.entered = context, rec.entered
+    graph.types = {n: type(m).__name__ for n, m in model.named_modules()}
+    leaves = {n for n, m in model.named_modules() if n and not any(True for _ in m.children())}
+    for op in graph.ops:  # an op of no parameters is named after the leaf module that ran it
+        op.module = op.module or (op.scope if op.scope in leaves else "")
     try:
         _structure(graph, label)
     except Exception as err:  # a limit of this checker must not look like the learner's bug
@@ -514,11 +671,12 @@ def _is_global_pool(op: _Op) -> bool:
     return op.kind in ("avgpool", "mean") and len(op.shape) >= 2 and set(op.shape[2:]) <= {1}
 
 
-def _describe(op: _Op, strides: bool = True) -> str:
+def _describe(op: _Op, strides: bool = True, channels: bool = True) -> str:
     """A short text for an op, e.g. "conv3x3(64->128, stride 2)", "BN", "ReLU", "fc(512->10)"."""
     i = op.info
     if op.kind == "conv":
-        extra = [f"stride {_size(i['stride'])}" if strides and i["stride"] != (1, 1) else ""]
+        extra = [f"{i['cin']}->{i['cout']}" if channels else ""]
+        extra.append(f"stride {_size(i['stride'])}" if strides and i["stride"] != (1, 1) else "")
         extra.append(
             f"padding {_size(i['padding'])}"
             if i["padding"] != tuple(k // 2 for k in i["k"])
@@ -526,11 +684,13 @@ def _describe(op: _Op, strides: bool = True) -> str:
         )
         extra.append(f"groups {i['groups']}" if i["groups"] != 1 else "")
         extra.append(f"dilation {_size(i['dilation'])}" if i["dilation"] != (1, 1) else "")
-        extra.append("bias" if i["bias"] else "")
-        args = ", ".join([f"{i['cin']}->{i['cout']}"] + [e for e in extra if e])
-        return f"conv{'x'.join(map(str, i['k']))}({args})"
+        extra.append("bias" if i["bias"] and channels else "")
+        args = ", ".join(e for e in extra if e)
+        return f"conv{'x'.join(map(str, i['k']))}" + (f"({args})" if args else "")
     if op.kind == "linear":
-        return f"fc({i['fin']}->{i['fout']}{'' if i['bias'] else ', no bias'})"
+        return (
+            f"fc({i['fin']}->{i['fout']}{'' if i['bias'] else ', no bias'})" if channels else "fc"
+        )
     if _is_global_pool(op):
         return "global-avgpool"
     if i.get("adaptive"):
@@ -542,9 +702,13 @@ def _describe(op: _Op, strides: bool = True) -> str:
     return {"bn": "BN", "relu": "ReLU", "pad": "zero-pad", "cat": "concat"}.get(op.kind, op.kind)
 
 
-def _sequence(graph: _Graph, ops: list[int], strides: bool = True) -> list[str]:
+def _sequence(
+    graph: _Graph, ops: list[int], strides: bool = True, channels: bool = True
+) -> list[str]:
     """Descriptions of ``ops``, skipping layout-only operations."""
-    return [_describe(graph.ops[j], strides) for j in ops if graph.ops[j].kind != "reshape"]
+    return [
+        _describe(graph.ops[j], strides, channels) for j in ops if graph.ops[j].kind != "reshape"
+    ]
 
 
 def _shortcut(graph: _Graph, blk: _Block) -> str:
@@ -561,8 +725,213 @@ def _arrow(seq: list[str]) -> str:
     return "`" + " -> ".join(seq) + "`" if seq else "nothing"
 
 
+# What an op is, in words, for an op no module names.
+_WORDS = {
+    "bn": "BatchNorm", "relu": "ReLU", "conv": "convolution", "add": "addition",
+    "maxpool": "max-pool", "avgpool": "average pool", "linear": "fc layer", "pad": "zero-padding",
+    "cat": "concatenation", "mul": "multiplication", "global-avgpool": "global average pool",
+}  # fmt: skip
+
+
+def _token(op: _Op) -> str:
+    """What kind of op this is, for aligning two sequences of ops."""
+    return "global-avgpool" if _is_global_pool(op) else op.kind
+
+
+def _rel(name: str, scope: str) -> str:
+    """``name`` relative to the block ``scope``: ("layer1.0.conv2", "layer1.0") -> "conv2"."""
+    return name[len(scope) + 1 :] if scope and name.startswith(scope + ".") else name
+
+
+def _label(g: _Graph, j: int, scope: str = "") -> str:
+    """An op as the learner wrote it: "`conv2`", or "the ReLU" for an op of no module."""
+    op = g.ops[j]
+    name = _rel(op.module, scope)
+    if name:
+        return f"`{name}`"
+    return f"the {_WORDS.get(_token(op), op.kind)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing a sequence of ops with the reference's: the specific difference, in words
+
+# Why an op must be there, for the ops a learner most often leaves out.
+_MISSING_HINT: dict[str | tuple[str, str], str] = {
+    "bn": "every convolution is followed by its own BatchNorm (`nn.BatchNorm2d`), before any "
+    "ReLU or addition",
+    "relu": "each BatchNorm is followed by a ReLU, except the last one of a residual branch, "
+    "whose output goes into the addition",
+    "maxpool": "`nn.MaxPool2d(kernel_size=3, stride=2, padding=1)` halves the height and width "
+    "before the first stage",
+    "global-avgpool": "pool globally before the fc: `nn.AdaptiveAvgPool2d((1, 1))`",
+    ("stem", "relu"): "the stem is conv -> BatchNorm -> ReLU, like every layer of a ResNet",
+}
+_KERNEL_HINT = {3: "use `conv3x3` (3x3, padding 1)", 1: "use `conv1x1`", 7: "7x7, padding 3"}
+
+
+@dataclass
+class _Diff:
+    """One specific difference from the reference: where it is, what it is, in words."""
+
+    pos: int  # index of the op in the learner's graph (for ranking)
+    key: str  # the same mistake in several places or configurations has the same key
+    text: str  # with "{where}" for the places
+    ops: tuple[str, ...] = ()  # the kinds of op it is about (to name an unused module with it)
+
+
+def _diff(
+    mine: _Graph, a: list[int], ref: _Graph, b: list[int], scope: str, part: str, place: str
+) -> list[_Diff]:
+    """The specific differences between ops ``a`` (mine) and ``b`` (the reference's), in order.
+
+    Args:
+        mine, ref: The two graphs.
+        a, b: The ops of one part (a residual branch, a shortcut, the stem) in each.
+        scope: The block's module name, so that modules are named as in its class (`conv2`).
+        part: "residual branch", "shortcut" or "stem", for the wording.
+        place: "in {where}" for a block (filled in by the findings), "in the stem" otherwise.
+    """
+    a = [j for j in a if mine.ops[j].kind != "reshape"]
+    b = [j for j in b if ref.ops[j].kind != "reshape"]
+    ta, tb = [_token(mine.ops[j]) for j in a], [_token(ref.ops[j]) for j in b]
+    want = f" The {part} should be {_arrow(_sequence(ref, b, part == 'stem', False))}."
+    found: list[_Diff] = []
+
+    def after(i: int) -> str:  # the place before a[i], in words
+        return f"after {_label(mine, a[i - 1], scope)}" if i else f"at the start of the {part}"
+
+    def what(ops: list[int], g: _Graph) -> str:
+        return " -> ".join(_WORDS.get(_token(g.ops[j]), g.ops[j].kind) for j in ops)
+
+    pairs = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+        if tag == "equal":
+            pairs += list(zip(a[i1:i2], b[j1:j2], strict=True))
+            continue
+        pos = a[min(i1, len(a) - 1)] if a else 0
+        if tag == "insert":  # mine lacks b[j1:j2]
+            hint = _MISSING_HINT.get((part, tb[j1]), _MISSING_HINT.get(tb[j1], ""))
+            hint = hint if j2 - j1 == 1 else ""
+            text = f"No {what(b[j1:j2], ref)} {after(i1)} {place}" + (f": {hint}." if hint else ".")
+            key = f"{part}: no {tb[j1:j2]} {after(i1)}"
+            found.append(_Diff(pos, key, text + want, tuple(tb[j1:j2])))
+        elif tag == "delete":  # mine has ops the reference has not
+            labels = " -> ".join(_label(mine, j, scope).removeprefix("the ") for j in a[i1:i2])
+            text = f"Extra {labels} {after(i1)} {place}: the reference has nothing there."
+            found.append(_Diff(pos, f"{part}: extra {ta[i1:i2]} {after(i1)}", text + want))
+        else:
+            labels = " -> ".join(_label(mine, j, scope) for j in a[i1:i2])
+            text = f"{labels} {after(i1)} {place}, where a ResNet has {what(b[j1:j2], ref)}."
+            text = text[0].upper() + text[1:]
+            found.append(_Diff(pos, f"{part}: {ta[i1:i2]} for {tb[j1:j2]}", text + want))
+    found += _diff_convs(mine, ref, pairs, scope, part, place, want)
+    return sorted(found, key=lambda d: d.pos)
+
+
+def _diff_convs(
+    mine: _Graph, ref: _Graph, pairs: list[tuple[int, int]], scope: str, part: str, place: str,
+    want: str,
+) -> list[_Diff]:  # fmt: skip
+    """Differences between convs (and pools) that ``_diff`` aligned: stride, kernel, channels."""
+    found = []
+    convs = [(x, y) for x, y in pairs if mine.ops[x].kind == "conv"]
+    m_strided = [x for x, y in convs if mine.ops[x].info["stride"] != (1, 1)]
+    r_strided = [(x, y) for x, y in convs if ref.ops[y].info["stride"] != (1, 1)]
+    if [x for x, _ in r_strided] != m_strided:
+        if r_strided and not m_strided:
+            x, y = r_strided[0]
+            text = (
+                f"No convolution of the {part} {place} has a stride: pass `stride` to "
+                f"{_label(mine, x, scope)} (stride {_size(ref.ops[y].info['stride'])}), so that "
+                "the branch halves the height and width as the shortcut does."
+            )
+            found.append(_Diff(x, f"{part}: no stride", text))
+        elif r_strided:
+            x, y = m_strided[0], r_strided[0][0]
+            text = (
+                f"The stride is on {_label(mine, x, scope)} instead of {_label(mine, y, scope)} "
+                f"{place}: the reference strides its "
+                f"{'x'.join(map(str, ref.ops[r_strided[0][1]].info['k']))} convolution. "
+                f"Pass `stride` to {_label(mine, y, scope)} and leave the other convs at "
+                "stride 1."
+            )
+            found.append(_Diff(x, f"{part}: stride on {_label(mine, x, scope)}", text))
+        else:
+            x = m_strided[0]
+            text = (
+                f"{_label(mine, x, scope)} has stride {_size(mine.ops[x].info['stride'])} {place}, "
+                "where the reference keeps the height and width (stride 1)."
+            )
+            found.append(_Diff(x, f"{part}: stride on {_label(mine, x, scope)}", text))
+    last_conv = convs[-1][0] if convs else -1
+    for x, y in pairs:
+        m, r = mine.ops[x].info, ref.ops[y].info
+        name = _label(mine, x, scope)
+        pool = [(i.get("k"), i.get("stride"), i.get("padding")) for i in (m, r)]
+        if mine.ops[x].kind in ("maxpool", "avgpool"):
+            if "k" in m and "k" in r and pool[0] != pool[1]:
+                text = (
+                    f"{name} {place} is `{_describe(mine.ops[x])}`, expected "
+                    f"`{_describe(ref.ops[y])}`."
+                )
+                found.append(_Diff(x, f"{part}: {name} pool", text))
+            continue
+        if mine.ops[x].kind != "conv":
+            continue
+        if m["k"] != r["k"]:
+            k, rk = "x".join(map(str, m["k"])), "x".join(map(str, r["k"]))
+            hint = _KERNEL_HINT.get(r["k"][0], "") if len(set(r["k"])) == 1 else ""
+            text = f"{name} is a {k} convolution {place}, expected {rk}" + (
+                f": {hint}." if hint else "."
+            )
+            found.append(_Diff(x, f"{part}: kernel of {name}", text + want))
+        elif m["padding"] != r["padding"]:
+            text = (
+                f"{name} has padding {_size(m['padding'])} {place}, expected "
+                f"{_size(r['padding'])}: a {_size(m['k'])}x{_size(m['k'])} convolution needs "
+                f"padding {_size(r['padding'])} to keep the height and width."
+            )
+            found.append(_Diff(x, f"{part}: padding of {name}", text))
+        if m["cout"] != r["cout"]:
+            hint = (
+                " The last convolution of a residual branch outputs `planes * expansion` channels."
+                if x == last_conv and part == "residual branch"
+                else ""
+            )
+            text = (
+                f"{name} outputs the wrong number of channels {place}: {m['cout']} instead of "
+                f"{r['cout']}{' (in {first})' if place == 'in {where}' else ''}.{hint}"
+            )
+            found.append(_Diff(x, f"{part}: channels of {name}", text))
+        elif (m["groups"], m["dilation"]) != (r["groups"], r["dilation"]):
+            text = (
+                f"{name} {place} is `{_describe(mine.ops[x], False)}`, expected "
+                f"`{_describe(ref.ops[y], False)}`."
+            )
+            found.append(_Diff(x, f"{part}: settings of {name}", text))
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # The checks: rules every ResNet (v1) follows, then a comparison with the reference
+
+
+def _unused_in(g: _Graph, scope: str, kinds: tuple[str, ...]) -> str:
+    """Names unused modules of ``kinds`` inside block ``scope``, as a sentence ("" if none)."""
+    classes = {"bn": "BatchNorm", "conv": "Conv", "relu": "ReLU", "linear": "Linear"}
+    found = [
+        m
+        for m in g.unused
+        if (not scope or _within(m, scope))
+        and any(classes.get(k, "?") in g.types.get(m, "") for k in kinds)
+    ]
+    g.mentioned.update(found)
+    names = _places([f"`{_rel(m, scope)}`" for m in found])
+    return (
+        f" ({names} {'is' if len(found) == 1 else 'are'} created but never called.)"
+        if found
+        else ""
+    )
 
 
 def _check_rules(g: _Graph, f: _Findings) -> set[int]:
@@ -571,9 +940,10 @@ def _check_rules(g: _Graph, f: _Findings) -> set[int]:
         f.problem(
             "No residual connection: nothing adds a block's input back to its output, so this is a "
             "plain network, not a ResNet. Each block must compute `out = F(x) + shortcut(x)` "
-            "(`out += identity`) and then apply the ReLU."
+            "(`out += identity`) and then apply the ReLU.",
+            pos=len(g.ops),
         )
-    flagged = _check_shared_blocks(g, f)
+    flagged = _check_shared_blocks(g, f) if g.context == "model" else set()
     for blk in g.blocks:
         if not flagged & set(blk.residual):
             flagged |= _check_block_rules(g, blk, f)
@@ -594,21 +964,53 @@ def _check_shared_blocks(g: _Graph, f: _Findings) -> set[int]:
             "Blocks share their weights ({where}): `[block(...)] * n` repeats one module n times. "
             "Create a new block for each position, in a loop or a list comprehension.",
             f"`{name}` used {names.count(name)} times" if names.count(name) > 1 else f"`{name}`",
+            pos=min(g.blocks[k].add for k in shared),
         )
     return {j for k in shared for j in g.blocks[k].residual + g.blocks[k].shortcut}
 
 
 def _check_block_rules(g: _Graph, blk: _Block, f: _Findings) -> set[int]:
-    """ReLUs around the addition and projections where none is needed, in one block."""
+    """What comes before the split, ReLUs around the addition, needless projections."""
     ops, where, flagged = g.ops, _quote(blk.name), set()
+    label = partial(_label, g, scope=blk.scope)
+    if blk.pre:
+        flagged.update(blk.pre + blk.residual)
+        kinds = [ops[j].kind for j in blk.pre]
+        if "conv" in kinds:
+            f.problem(
+                f"The shortcut starts after {_arrow(_sequence(g, blk.pre, False, False))} in "
+                "{where}, not at the block's input: take `identity = x` first thing in `forward`, "
+                "and write the branch as `out = self.conv1(x)`, `out = ...` so that `x` is never "
+                "overwritten.",
+                where,
+                pos=blk.pre[0],
+            )
+        elif kinds == ["relu"]:
+            f.problem(
+                f"ReLU on the shortcut in {{where}}: {label(blk.pre[0])} is applied to the block's "
+                "input `x` itself, so the shortcut no longer carries x unchanged. A ReLU with "
+                "`inplace=True` overwrites `x` even when its result gets another name "
+                "(`identity = self.relu(x)`). Apply the ReLU only to `out`.",
+                where,
+                pos=blk.pre[0],
+            )
+        else:
+            f.problem(
+                f"Operations on the block's input before it splits in {{where}}: "
+                f"{_arrow(_sequence(g, blk.pre))}. The block's input `x` must go unchanged into "
+                "both the residual branch and the shortcut.",
+                where,
+                pos=blk.pre[0],
+            )
     body = [j for j in blk.residual if ops[j].kind != "reshape"]
-    if body and ops[body[-1]].kind == "relu":
+    if body and ops[body[-1]].kind == "relu" and body[-1] not in flagged:
         flagged.update(blk.residual)
         f.problem(
             "ReLU before the addition in {where}: the residual branch ends with a ReLU, so "
             "F(x) can never be negative. Feed the last BatchNorm's output straight into "
             "`out += identity` and apply the ReLU only after the addition.",
             where,
+            pos=body[-1],
         )
     if any(ops[j].kind == "relu" for j in blk.shortcut):
         flagged.update(blk.shortcut)
@@ -617,13 +1019,9 @@ def _check_block_rules(g: _Graph, blk: _Block, f: _Findings) -> set[int]:
             "or through a 1x1 conv + BatchNorm only, so that the signal and the gradient pass "
             "straight through. Remove the ReLU from the shortcut path.",
             where,
+            pos=min(j for j in blk.shortcut if ops[j].kind == "relu"),
         )
-    if ops[blk.end].kind != "relu":
-        f.problem(
-            "No ReLU after the addition in {where}: a block returns relu(F(x) + shortcut(x)). "
-            "Add `out = self.relu(out)` after `out += identity`.",
-            where,
-        )
+    flagged |= _check_tail(g, blk, f)
     same_shape = ops[blk.start].shape == ops[blk.add].shape
     if same_shape and any(ops[j].kind == "conv" for j in blk.shortcut):
         flagged.update(blk.shortcut)
@@ -634,8 +1032,66 @@ def _check_block_rules(g: _Graph, blk: _Block, f: _Findings) -> set[int]:
             "the identity (`downsample=None`). The extra convs add parameters and block the "
             "clean identity path.",
             where,
+            pos=blk.shortcut[0],
         )
     return flagged
+
+
+def _check_tail(g: _Graph, blk: _Block, f: _Findings) -> set[int]:
+    """After the addition comes exactly one thing, the ReLU."""
+    ops, where, tail = g.ops, _quote(blk.name), blk.tail
+    kinds = [ops[j].kind for j in tail]
+    bns = [j for j in tail if ops[j].kind == "bn"]
+    if bns:
+        bn, name = bns[0], _label(g, bns[0], blk.scope)
+        body = [j for j in blk.residual if ops[j].kind != "reshape"]
+        in_branch = ops[bn].module and any(ops[j].module == ops[bn].module for j in body)
+        if in_branch:
+            text = (
+                f"{name} is applied a second time, after the addition, in {{where}}: the block "
+                "must return `relu(bn(conv(...)) + identity)`, with no BatchNorm after "
+                "`out += identity` (it would re-normalise the shortcut too, and share "
+                f"{name}'s statistics between two different tensors). Delete the BatchNorm after "
+                "the addition and keep only the ReLU."
+            )
+        elif body and ops[body[-1]].kind == "conv":
+            text = (
+                f"The addition comes before {name} in {{where}}: BatchNorm the residual branch "
+                f"first, then add the shortcut, then apply the ReLU: `out = {name.strip('`')}"
+                "(conv(out))`, `out += identity`, `out = relu(out)`."
+            )
+            text = (
+                text.replace(f"{name.strip('`')}(conv(out))", "bn(conv(out))")
+                if not ops[bn].module
+                else text
+            )
+            flagged = set(blk.residual)
+            f.problem(text, where, key=f"bn after add {name}", pos=bn)
+            return flagged | set(tail)
+        else:
+            text = (
+                f"BatchNorm ({name}) after the addition in {{where}}: a block returns "
+                "relu(F(x) + shortcut(x)); the BatchNorm belongs at the end of the residual "
+                "branch, before `out += identity`."
+            )
+        f.problem(text, where, key=f"bn after add {name}", pos=bn)
+        return set(tail)
+    if "relu" not in kinds:
+        f.problem(
+            "No ReLU after the addition in {where}: a block returns relu(F(x) + shortcut(x)). "
+            "Add `out = self.relu(out)` after `out += identity`.",
+            where,
+            pos=blk.add,
+        )
+    elif kinds[0] != "relu":
+        extra = " -> ".join(_label(g, j, blk.scope) for j in tail[: kinds.index("relu")])
+        f.problem(
+            f"Extra {extra} after the addition in {{where}}: a block returns "
+            "relu(F(x) + shortcut(x)), nothing between the addition and the ReLU.",
+            where,
+            pos=tail[0],
+        )
+    return set(tail)
 
 
 def _check_conv_bn_rules(g: _Graph, f: _Findings, flagged: set[int]) -> set[int]:
@@ -653,6 +1109,7 @@ def _check_conv_bn_rules(g: _Graph, f: _Findings, flagged: set[int]) -> set[int]
                 "BatchNorm right after subtracts the mean (removing any bias) and adds its own "
                 "shift (beta). Use `bias=False`, as `conv3x3` and `conv1x1` do.",
                 f"`{op.module}`",
+                pos=j,
             )
         if op.kind != "bn":
             continue
@@ -660,7 +1117,7 @@ def _check_conv_bn_rules(g: _Graph, f: _Findings, flagged: set[int]) -> set[int]
         src = op.inputs[0] if op.inputs else 0
         while ops[src].kind == "reshape" and ops[src].inputs:  # look through views
             src = ops[src].inputs[0]
-        if ops[src].kind == "bn":
+        if ops[src].kind == "bn" and j not in flagged:
             found.update((j, src))
             same = ops[src].module == op.module
             f.problem(
@@ -668,23 +1125,28 @@ def _check_conv_bn_rules(g: _Graph, f: _Findings, flagged: set[int]) -> set[int]
                 "tensor that is already normalised. Apply exactly one BatchNorm after each "
                 "convolution.",
                 f"`{op.module}` twice" if same else f"`{ops[src].module}` then `{op.module}`",
+                pos=j,
             )
     for module, uses in bn_uses.items():
-        if module and len(uses) > 1 and not set(uses) & (found | flagged):
+        uses = [j for j in uses if j not in flagged]
+        if module and len(uses) > 1 and not set(uses) & found:
             found.update(uses)
-            after = " and ".join(f"`{ops[ops[j].inputs[0]].module}`" for j in uses[:2])
+            after = " and ".join(_label(g, ops[j].inputs[0]) for j in uses[:2] if ops[j].inputs)
+            scope = next((b.scope for b in g.blocks if uses[0] in b.residual), "")
             f.problem(
                 "The same BatchNorm module is applied twice: {where}. Each convolution needs its "
                 "own BatchNorm (its own statistics, scale and shift): create one "
-                "`nn.BatchNorm2d` per convolution.",
+                "`nn.BatchNorm2d` per convolution." + _unused_in(g, scope, ("bn",)),
                 f"`{module}` (after {after})",
+                key="same bn twice",
+                pos=uses[1],
             )
     return found
 
 
 def _conv_count(g: _Graph, blk: _Block) -> int:
     """Convolutions on a block's residual branch: 2 for a BasicBlock, 3 for a Bottleneck."""
-    return sum(g.ops[j].kind == "conv" for j in blk.residual)
+    return sum(g.ops[j].kind == "conv" for j in blk.pre + blk.residual)
 
 
 def _is_v1(mine: _Graph, mb: _Block, ref: _Graph, rb: _Block) -> bool:
@@ -709,116 +1171,171 @@ _V1_NOTE = (
 _KIND_NAMES = {2: "BasicBlocks (two 3x3 convs)", 3: "Bottlenecks (1x1, 3x3, 1x1 convs)"}
 
 
-def _compare_kinds(mine: _Graph, ref: _Graph, f: _Findings) -> bool:
+def _compare_kinds(mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int]) -> bool:
     """BasicBlock vs Bottleneck; returns True if they differ."""
-    kinds = {_conv_count(mine, b) for b in mine.blocks}
+    kinds = {_conv_count(mine, b) for b in mine.blocks if not flagged & set(b.pre)}
     want = _conv_count(ref, ref.blocks[0])
-    if kinds == {want}:
+    if kinds <= {want}:
         return False
     got = " and ".join(_KIND_NAMES.get(k, f"blocks with {k} convs") for k in sorted(kinds))
     f.problem(
-        f"Wrong kind of block: the residual branches are {got}, expected {_KIND_NAMES[want]}."
+        f"Wrong kind of block: the residual branches are {got}, expected {_KIND_NAMES[want]}.",
+        pos=mine.blocks[0].start,
     )
     return True
 
 
+def _report_diffs(f: _Findings, diffs: list[_Diff], where: str, g: _Graph, scope: str) -> None:
+    """Reports the first two differences of one part (later ones are often their consequences)."""
+    for d in diffs[:2]:
+        text = d.text.replace("{first}", where) + (_unused_in(g, scope, d.ops) if d.ops else "")
+        f.problem(text, where, key=d.key, pos=d.pos)
+
+
 def _compare_blocks(
-    mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int], cifar: bool
+    mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int], cifar: bool, skip: set[int]
 ) -> None:
-    """Compares each block's residual branch and shortcut with the reference block in its place."""
-    branch_diffs: list[tuple[str, list[str], list[str]]] = []
-    for stage, ref_stage in zip(mine.stages, ref.stages, strict=True):
+    """Compares each block's residual branch and shortcut with the reference block in its place.
+
+    Stages in ``skip`` are left out: their shape is already wrong, and every block would say so.
+    """
+    for s, (stage, ref_stage) in enumerate(zip(mine.stages, ref.stages, strict=True)):
+        if s in skip:
+            continue
         for k, blk in enumerate(stage):
             rb = ref_stage[min(k, 1, len(ref_stage) - 1)]  # all blocks after the first are alike
             where = _quote(blk.name)
-            got, want = _sequence(mine, blk.residual), _sequence(ref, rb.residual)
-            if got != want and _is_v1(mine, blk, ref, rb):
-                f.note(_V1_NOTE, where)
-            elif got != want and not flagged & set(blk.residual):
-                branch_diffs.append((where, got, want))
+            if not flagged & set(blk.residual):
+                if _is_v1(mine, blk, ref, rb):
+                    f.note(_V1_NOTE, where)
+                else:
+                    diffs = _diff(
+                        mine, blk.residual, ref, rb.residual, blk.scope, "residual branch",
+                        "in {where}",
+                    )  # fmt: skip
+                    _report_diffs(f, diffs, where, mine, blk.scope)
             got_s, want_s = _shortcut(mine, blk), _shortcut(ref, rb)
-            if got_s == want_s or flagged & set(blk.shortcut):
+            if got_s == want_s or flagged & set(blk.shortcut + blk.pre):
                 continue
             if got_s.startswith("zero-pad") and want_s != "identity" and not cifar:
                 f.problem(
                     "Zero-padding shortcut (option A) in {where}: the ImageNet ResNets use a 1x1 "
                     "conv + BatchNorm projection (option B) where the shape changes.",
                     where,
+                    pos=blk.add,
                 )
-            elif not (cifar and got_s.startswith("zero-pad")):  # CIFAR: A and B both fine
-                f.problem(f"Wrong shortcut in {{where}}: `{got_s}`, expected `{want_s}`.", where)
-    for where, _, _ in branch_diffs:  # one message, the first block as the example
-        first, got, want = branch_diffs[0]
+            elif cifar and got_s.startswith("zero-pad"):  # CIFAR: A and B both fine
+                continue
+            elif blk.shortcut and rb.shortcut:
+                diffs = _diff(
+                    mine, blk.shortcut, ref, rb.shortcut, blk.scope, "shortcut", "in {where}"
+                )
+                _report_diffs(f, diffs, where, mine, blk.scope)
+            else:
+                f.problem(
+                    f"Wrong shortcut in {{where}}: `{got_s}`, expected `{want_s}`.",
+                    where,
+                    key=f"shortcut {got_s.split('(')[0]} for {want_s.split('(')[0]}",
+                    pos=blk.add,
+                )
+
+
+def _hw(shape: tuple[int, ...]) -> str:
+    """(N, C, H, W) -> "HxW"."""
+    return "x".join(map(str, shape[2:]))
+
+
+def _compare_stages(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> tuple[bool, set[int]]:
+    """Compares stages: count, blocks, what each does to the shape.
+
+    Returns True if the blocks cannot be paired with the reference's, and the stages whose
+    output differs.
+
+    Each stage is judged on what it does to its input (channels out, height and width halved or
+    kept), so that a mistake before it (a missing max-pool) is not blamed on every stage after.
+    """
+    ops, block = mine.ops, mine.context == "block"
+    got = [len(s) for s in mine.stages]
+    want = [len(s) for s in ref.stages]
+    if len(got) != len(want):
+        shapes = [[_stage_out(g, s) for s in g.stages] for g in (mine, ref)]
         f.problem(
-            f"The residual branch differs from the reference in {{where}}; in {first} it is "
-            f"{_arrow(got)}, expected {_arrow(want)}.",
-            where,
+            f"{len(got)} stages of blocks (outputs {', '.join(shapes[0])}), expected {len(want)} "
+            f"for {arch} (outputs {', '.join(shapes[1])}).",
+            pos=mine.blocks[0].start,
         )
+        return True, set()
+    if got != want:
+        f.problem(
+            f"The stage has {got[0]} blocks, expected {want[0]}."
+            if len(got) == 1
+            else f"Wrong number of blocks per stage: {got}, expected {want} for {arch}.",
+            pos=mine.blocks[0].start,
+        )
+    bad: set[int] = set()
+    for k, (stage, ref_stage) in enumerate(zip(mine.stages, ref.stages, strict=True)):
+        name = "The block" if block else _stage_name(stage, k, len(got))
+        first = stage[0]
+        m_in = ops[first.pre[0]].info["in_shape"] if first.pre else ops[first.start].shape
+        m_out = ops[stage[-1].end].shape
+        r_in, r_out = ref.ops[ref_stage[0].start].shape, ref.ops[ref_stage[-1].end].shape
+        pos = stage[0].add
+        if m_out[1] != r_out[1]:
+            bad.add(k)
+            hint = (
+                "check `expansion` and the last conv of the block"
+                if block
+                else "a block outputs `planes * expansion` channels (expansion 1 for a "
+                "BasicBlock, 4 for a Bottleneck): check `planes` for this stage and `expansion`"
+            )
+            f.problem(f"{name} outputs {m_out[1]} channels, expected {r_out[1]}: {hint}.", pos=pos)
+        halves = [len(s) > 2 and s[2] < i[2] for i, s in ((m_in, m_out), (r_in, r_out))]
+        if len(m_out) > 2 and halves[0] != halves[1]:
+            bad.add(k)
+            does = "halves" if halves[0] else "keeps"
+            should = (
+                "its first block must have stride 2 (on the residual branch and the shortcut)"
+                if halves[1]
+                else "it must keep them (stride 1)"
+            )
+            f.problem(
+                f"{name} {does} the height and width ({_hw(m_in)} -> {_hw(m_out)}), where the "
+                f"reference's {'block' if block else 'stage'} goes {_hw(r_in)} -> {_hw(r_out)}: "
+                f"{should}.",
+                pos=pos,
+            )
+    return got != want, bad
 
 
-def _stage_shape(g: _Graph, stage: list[_Block]) -> str:
+def _stage_out(g: _Graph, stage: list[_Block]) -> str:
     """ "256x56x56": channels x height x width of a stage's output."""
     return "x".join(map(str, g.ops[stage[-1].end].shape[1:]))
 
 
-def _compare_stages(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> bool:
-    """Compares stages: count, blocks, output shapes, parameters. True if the structure differs."""
-    got = [_stage_shape(mine, s) for s in mine.stages]
-    want = [_stage_shape(ref, s) for s in ref.stages]
-    if len(got) != len(want):
-        f.problem(
-            f"{len(got)} stages of blocks (outputs {', '.join(got)}), expected {len(want)} for "
-            f"{arch} (outputs {', '.join(want)})."
-        )
-        return True
-    counts, ref_counts = [len(s) for s in mine.stages], [len(s) for s in ref.stages]
-    if counts != ref_counts:
-        f.problem(
-            f"The stage has {counts[0]} blocks, expected {ref_counts[0]}."
-            if len(counts) == 1
-            else f"Wrong number of blocks per stage: {counts}, expected {ref_counts} for {arch}."
-        )
-    if got != want:
-        hints = []
-        if [s.split("x")[0] for s in got] != [s.split("x")[0] for s in want]:
-            hints.append(
-                "a block outputs `planes * expansion` channels (expansion 1 for a BasicBlock, 4 "
-                "for a Bottleneck): check `expansion` and the last conv of the block"
-            )
-        if [s.split("x")[1:] for s in got] != [s.split("x")[1:] for s in want]:
-            hints.append(
-                "check the strides: the first block of every stage but the first halves the "
-                "height and width (stride 2)"
-            )
-        f.problem(
-            f"Stage outputs (channels x height x width) are {', '.join(got)}; expected "
-            f"{', '.join(want)}: {'; '.join(hints)}."
-        )
-        return True
-    if counts != ref_counts:
-        return True  # then the parameters differ too, obviously
-    diffs = []
-    for k, (stage, ref_stage) in enumerate(zip(mine.stages, ref.stages, strict=True)):
-        ours = mine.params_of([j for b in stage for j in b.residual + b.shortcut])
-        theirs = ref.params_of([j for b in ref_stage for j in b.residual + b.shortcut])
-        if ours != theirs:
-            diffs.append(f"stage {k + 1} has {ours:,} instead of {theirs:,} ({ours - theirs:+,})")
-    if diffs:
-        f.problem(f"Parameters per stage differ: {'; '.join(diffs)}.")
-    return False
+def _stage_name(stage: list[_Block], k: int, n: int) -> str:
+    """ "`layer2`" (the module holding the stage's blocks), else "Stage 2" or "The stage"."""
+    prefix = _prefix([b.scope for b in stage if b.scope])
+    if prefix and len(stage) == 1:
+        prefix = stage[0].scope.rpartition(".")[0]
+    return f"`{prefix}`" if prefix else f"Stage {k + 1}" if n > 1 else "The stage"
 
 
-def _compare_ends(mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int]) -> None:
+def _compare_ends(
+    mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int], structure_differs: bool
+) -> None:
     """Compares the stem (before the first block), the head (after the last) and any op between."""
-    got, want = _sequence(mine, mine.stem), _sequence(ref, ref.stem)
-    if got != want and not flagged & set(mine.stem):
-        f.problem(f"The stem (before the first block) is {_arrow(got)}, expected {_arrow(want)}.")
-    got, want = _sequence(mine, mine.head), _sequence(ref, ref.head)
-    if got != want:
-        fc = [mine.ops[j].info["fin"] for j in mine.head if mine.ops[j].kind == "linear"]
-        ref_fc = [ref.ops[j].info["fin"] for j in ref.head if ref.ops[j].kind == "linear"]
+    if mine.context == "model" and not flagged & set(mine.stem):
+        diffs = _diff(mine, mine.stem, ref, ref.stem, "", "stem", "in the stem")
+        _report_diffs(f, diffs, "", mine, "")
+    got, want = _sequence(mine, mine.head, channels=False), _sequence(ref, ref.head, channels=False)
+    fc = [mine.ops[j].info["fin"] for j in mine.head if mine.ops[j].kind == "linear"]
+    ref_fc = [ref.ops[j].info["fin"] for j in ref.head if ref.ops[j].kind == "linear"]
+    wrong_fc = fc and ref_fc and fc[0] != ref_fc[0] and not structure_differs
+    if mine.context == "model" and (got != want or wrong_fc):
+        got = _sequence(mine, mine.head)
+        want = _sequence(ref, ref.head)
         hints = [f"The head (after the last block) is {_arrow(got)}, expected {_arrow(want)}."]
-        if fc and ref_fc and fc[0] != ref_fc[0]:
+        if wrong_fc:
             hints.append(
                 f"The fc layer takes {fc[0]:,} features instead of {ref_fc[0]:,} (= 512 x "
                 "expansion, after global average pooling)."
@@ -827,65 +1344,196 @@ def _compare_ends(mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int]) ->
             hints.append("Pool globally before the fc: `nn.AdaptiveAvgPool2d((1, 1))`.")
         if "softmax" in got:
             hints.append("Return the logits: `nn.CrossEntropyLoss` applies the softmax itself.")
-        f.problem(" ".join(hints))
-    for name, gap in mine.gaps.items():
+        f.problem(" ".join(hints), pos=mine.head[0] if mine.head else len(mine.ops))
+    for k, gap in mine.gaps.items():
         if gap:
             f.problem(
                 f"Extra operations between blocks, before {{where}}: "
                 f"{_arrow(_sequence(mine, gap))}. Each block's output should go straight into the "
-                "next block (an in-place ReLU on a block's input `x` also shows up here).",
-                _quote(name),
+                "next block.",
+                _quote(mine.blocks[k].name),
+                key=f"gap {_sequence(mine, gap)}",
+                pos=gap[0],
             )
 
 
-def _explain_failure(g: _Graph, ref: _Graph | None) -> str:
-    """Says why the forward pass failed, as specifically as the failed op allows."""
-    text = f"The forward pass {g.error}."
+def _explain_failure(g: _Graph, ref: _Graph | None, f: _Findings, where: str, given: bool) -> None:
+    """Says why the forward pass failed: the mistake that caused it if it can, else the crash.
+
+    Args:
+        g, ref: The learner's graph (up to the op that raised) and the reference's.
+        f: Where the problem goes.
+        where: The place for a block check (its configuration), else "".
+        given: True if the block was given a ``downsample`` that it never used.
+    """
+    crash = f"the forward pass {g.error}"
     op = g.failed
+    pos = len(g.ops)
     if op is None:
-        return text
-    i, where = op.info, f"`{op.module}`" if op.module else f"a `{op.kind}` operation"
+        f.problem(f"The forward pass {g.error}.", where, key="crash", tier=_MISTAKE, pos=pos)
+        return
+    i = op.info
+    name = f"`{op.module}`" if op.module else f"a `{op.kind}` operation"
+    if re.search(r"\bdevices?\b", g.error):
+        f.problem(
+            f"The forward pass {g.error}. Tensors on different devices meet in {name}: move the "
+            "whole model with `model.to(device)` (so every submodule goes along), and create any "
+            "tensor inside `forward` on the input's device, e.g. `torch.zeros(..., "
+            "device=x.device)`.",
+            where,
+            key="device",
+            pos=pos,
+        )
+        return
+    if op.kind == "add" and len(op.inputs) == 2:
+        _explain_failed_add(g, ref, f, where, given, crash)
+        return
+    text = f"The forward pass {g.error}."
     if op.kind == "linear" and i["in_shape"] and i["in_shape"][-1] != i["fin"]:
         if len(i["in_shape"]) != 2:  # (N, C, 1, 1) not flattened, or the batch flattened too
-            return text + (
-                f" The fc layer {where} receives a tensor of shape {i['in_shape']}, expected "
+            text += (
+                f" The fc layer {name} receives a tensor of shape {i['in_shape']}, expected "
                 "(batch, features): flatten the pooled features with `torch.flatten(x, 1)`."
             )
-        ref_fc = (
-            [ref.ops[j].info["fin"] for j in ref.head if ref.ops[j].kind == "linear"] if ref else []
-        )
-        want = f" = 512 * block.expansion = {ref_fc[0]:,}" if ref_fc else " = 512 * block.expansion"
-        return text + (
-            f" The fc layer {where} expects {i['fin']:,} input features but receives "
-            f"{i['in_shape'][-1]:,}: set `in_features{want}`, not a hard-coded number."
-        )
-    if op.kind == "conv" and len(i["in_shape"]) == 4 and i["in_shape"][1] != i["cin"]:
-        return text + (
-            f" Conv {where} expects {i['cin']} input channels but receives {i['in_shape'][1]} "
+        else:
+            ref_fc = (
+                [ref.ops[j].info["fin"] for j in ref.head if ref.ops[j].kind == "linear"]
+                if ref
+                else []
+            )
+            want = (
+                f" = 512 * block.expansion = {ref_fc[0]:,}"
+                if ref_fc
+                else " = 512 * block.expansion"
+            )
+            text += (
+                f" The fc layer {name} expects {i['fin']:,} input features but receives "
+                f"{i['in_shape'][-1]:,}: set `in_features{want}`, not a hard-coded number."
+            )
+    elif op.kind == "conv" and len(i["in_shape"]) == 4 and i["in_shape"][1] != i["cin"]:
+        wrong = _wrong_input(g, ref, op)
+        if wrong:
+            f.problem(f"{wrong} Because of this, {crash}.", where, key=wrong, pos=pos)
+            return
+        text += (
+            f" Conv {name} expects {i['cin']} input channels but receives {i['in_shape'][1]} "
             "(the output of the layer before it). Check the channel bookkeeping: after "
             "the first block of a stage, `inplanes = planes * block.expansion`."
         )
-    if op.kind == "bn" and len(i["in_shape"]) >= 2:
-        return text + (
-            f" BatchNorm {where} receives {i['in_shape'][1]} channels: give each BatchNorm "
-            "the channel count of the conv before it."
+    elif op.kind == "bn" and len(i["in_shape"]) >= 2 and i["in_shape"][1] != i.get("features"):
+        text += (
+            f" BatchNorm {name} is made for {i.get('features')} channels but receives "
+            f"{i['in_shape'][1]}: give each BatchNorm the channel count of the conv before it."
         )
-    if op.kind == "add" and len(op.inputs) == 2:
-        split = _split_branches(g.ops, *op.inputs)
-        start, residual, shortcut = split or (0, op.inputs[:1], op.inputs[1:])
-        name = _prefix([g.ops[j].module for j in residual + shortcut])
+    elif i.get("in_shape"):
+        text += f" It failed in {name}, on an input of shape {i['in_shape']}."
+    f.problem(text, where, key=f"crash in {op.kind}", pos=pos)
 
-        def out(branch: list[int]) -> str:  # the shape that branch delivers to the addition
-            return "x".join(map(str, g.ops[(branch or [start])[-1]].shape[1:]))
 
-        return text + (
-            f" The residual addition in {f'block `{name}`' if name else 'a block'} fails: the "
-            f"residual branch gives {out(residual)} but the shortcut gives {out(shortcut)}. Where "
-            "a block changes the shape (stride 2 or a new channel count), the shortcut needs a "
-            "projection (`conv1x1(inplanes, planes * expansion, stride)` + BatchNorm) to the same "
-            "shape; check `expansion` and when `downsample` is created."
+def _wrong_input(g: _Graph, ref: _Graph | None, op: _Op) -> str:
+    """ "`downsample.0` is applied to the output of `bn2` instead of ..." if the reference's module
+    of the same name takes another input; else ""."""
+    twins = [j for j, r in enumerate(ref.ops) if r.module == op.module] if ref and op.module else []
+    rb = next((b for b in ref.blocks if twins and twins[0] in b.residual + b.shortcut), None)
+    if rb is None or not op.inputs or not ref.ops[twins[0]].inputs:
+        return ""
+    x = "the block's input `x`"
+    theirs = ref.ops[twins[0]].inputs[0]
+    want = x if theirs == rb.start else f"the output of {_label(ref, theirs, rb.scope)}"
+    p = op.inputs[0]
+    inside = g.ops[p].module and (not rb.scope or _within(g.ops[p].module, rb.scope))
+    got = f"the output of {_label(g, p, rb.scope)}" if p and inside else x
+    if got == want:
+        return ""
+    return (
+        f"`{_rel(op.module, rb.scope)}` is applied to {got} instead of {want}"
+        + (f" in `{rb.scope}`" if rb.scope else "")
+        + (
+            ": the shortcut is `identity = self.downsample(x)`."
+            if "downsample" in op.module
+            else "."
         )
-    return text + f" It failed in {where}, on an input of shape {i['in_shape']}."
+    )
+
+
+def _explain_failed_add(
+    g: _Graph, ref: _Graph | None, f: _Findings, where: str, given: bool, crash: str
+) -> None:
+    """A residual addition of two different shapes: names the branch that is wrong, if it can."""
+    op = g.failed
+    split = _split_branches(g.ops, *op.inputs)
+    start, residual, shortcut = split or (0, op.inputs[:1], op.inputs[1:])
+    scope = op.scope if g.context != "block" else ""
+    block = where or (f"`{scope}`" if scope else "a block")
+
+    def out(branch: list[int]) -> str:  # the shape that branch delivers to the addition
+        return "x".join(map(str, g.ops[(branch or [start])[-1]].shape[1:]))
+
+    shapes = f"the residual branch gives {out(residual)} but the shortcut gives {out(shortcut)}"
+    because = f" Because of this, {crash}: {shapes}."
+    pos = len(g.ops)
+    if given:
+        f.problem(
+            "The `downsample` you were given is never used in {where}: where one is given, the "
+            "shortcut must be `identity = self.downsample(x)`. Without it the block adds its "
+            f"input `x` itself, of another shape than the residual branch's output.{because}",
+            where,
+            key="given downsample unused",
+            pos=pos,
+        )
+        return
+    # Modules of this block that were created but never called (its `downsample`, most often).
+    idle = []
+    for m in g.unused:
+        if scope and _within(m, scope) and m not in g.entered:
+            while m.rpartition(".")[0] not in g.entered | {scope, ""}:
+                m = m.rpartition(".")[0]  # the outermost module never called, e.g. `downsample`
+            idle.append(m)
+    idle = list(dict.fromkeys(idle))
+    if idle:
+        g.mentioned.update(u for u in g.unused if any(_within(u, m) for m in idle))
+        names = _places([f"`{m}`" for m in idle])
+        f.problem(
+            f"{names} {'is' if len(idle) == 1 else 'are'} created but never called in "
+            f"`forward`: where a block is given a `downsample`, the shortcut must be "
+            f"`identity = self.downsample(x)`.{because}",
+            key="idle downsample",
+            pos=pos,
+        )
+        return
+    rb = None
+    if ref is not None and ref.blocks:
+        rb = ref.blocks[min(len(g.blocks), len(ref.blocks) - 1)]
+    if rb is not None:
+        diffs = _diff(g, residual, ref, rb.residual, scope, "residual branch", f"in {block}")
+        diffs = [d for d in diffs if "channels" in d.key or "stride" in d.key or "padding" in d.key
+                 or "kernel" in d.key or d.ops]  # fmt: skip
+        if diffs:
+            d = diffs[0]
+            text = d.text.replace(f"in {block}", "in {where}").replace("{first}", block)
+            f.problem(text + because, where or block, key=d.key, pos=d.pos)
+            return
+        if not shortcut and rb.shortcut and g.context != "block":
+            f.problem(
+                f"Block {block} changes the shape, but its shortcut is the identity: {shapes}. "
+                "Where a block changes the shape (stride 2 or a new channel count), `_make_layer` "
+                "must give it a projection, `downsample = nn.Sequential(conv1x1(inplanes, planes "
+                "* block.expansion, stride), nn.BatchNorm2d(planes * block.expansion))`, and "
+                f"the block must use it. Because of this, {crash}.",
+                key="no projection",
+                pos=pos,
+            )
+            return
+    f.problem(
+        f"The forward pass {g.error}. The residual addition in "
+        f"{f'block {block}' if scope or where else 'a block'} fails: {shapes}. Where a block "
+        "changes the shape (stride 2 or a new channel count), the shortcut needs a projection "
+        "(`conv1x1(inplanes, planes * expansion, stride)` + BatchNorm) to the same shape; check "
+        "`expansion` and when `downsample` is created.",
+        where,
+        key="crash in add",
+        pos=pos,
+    )
 
 
 def _private_copy(model: nn.Module, f: _Findings) -> nn.Module:
@@ -925,10 +1573,12 @@ def _check_sizes(work: nn.Module, g: _Graph, f: _Findings, size: int, other: int
     if shape == (1, *g.output[1:]):
         return
     shape2, err2 = _run(work, _images(2, 3, other, work))
+    pos = len(g.ops)
     if shape2 == g.output:
         f.problem(
             f"Fails for a single image (batch size 1): {err or f'the output has shape {shape}'}. "
-            "Probably `squeeze()` removed the batch dimension too; use `torch.flatten(x, 1)`."
+            "Probably `squeeze()` removed the batch dimension too; use `torch.flatten(x, 1)`.",
+            pos=pos,
         )
         return
     result = err2 or f"the output has shape {shape2}"
@@ -942,29 +1592,37 @@ def _check_sizes(work: nn.Module, g: _Graph, f: _Findings, size: int, other: int
             f"Fixed-size pooling: the pool before the fc has a fixed {k}x{k} window, which is "
             f"global only when the last feature map is {k}x{k}, i.e. for {size}x{size} inputs. "
             f"At {other}x{other} inputs: {result}. Use `nn.AdaptiveAvgPool2d((1, 1))`, which "
-            "averages whatever size arrives."
+            "averages whatever size arrives.",
+            pos=pos,
         )
     else:
         f.problem(
             f"Works only at {size}x{size} inputs: at {other}x{other}, {result}. A ResNet "
             "accepts any input size; look for a size hard-coded in `__init__` or `forward` "
-            "(a fixed pooling window, `view(-1, 512 * 7 * 7)`, ...)."
+            "(a fixed pooling window, `view(-1, 512 * 7 * 7)`, ...).",
+            tier=_RESULT,
+            pos=pos,
         )
 
 
-def _check_unused(g: _Graph, f: _Findings, skip: set[str]) -> None:
-    """Parameters no operation used: modules created in ``__init__`` but never called."""
-    unused: dict[str, int] = {}
+def _find_unused(g: _Graph, skip: set[str]) -> None:
+    """Fills ``g.unused``: modules created in ``__init__`` whose parameters no op used."""
     for name, n in g.numel.items():
         if name not in g.used and name not in skip:
             module = name.rpartition(".")[0] or name
-            unused[module] = unused.get(module, 0) + n
-    for module, n in unused.items():
-        f.problem(
-            "Created but never used in `forward`: {where}. Their parameters get no gradient "
-            "and still count in the total: call them in `forward` or delete them.",
-            f"`{module}` ({n:,} parameters)",
-        )
+            g.unused[module] = g.unused.get(module, 0) + n
+
+
+def _check_unused(g: _Graph, f: _Findings) -> None:
+    """Modules created but never called, that no other problem already named."""
+    for module, n in g.unused.items():
+        if module not in g.mentioned:
+            f.problem(
+                "Created but never used in `forward`: {where}. Their parameters get no gradient "
+                "and still count in the total: call them in `forward` or delete them.",
+                f"`{module}` ({n:,} parameters)",
+                pos=len(g.ops),
+            )
 
 
 def _judge(
@@ -974,23 +1632,39 @@ def _judge(
     arch: str,
     cifar: bool = False,
     skip_unused: set[str] | None = None,
+    where: str = "",
+    given: bool = False,
 ) -> None:
-    """All checks of a graph against the reference's graph (models, stages and blocks alike)."""
+    """All checks of a graph against the reference's graph (models, stages and blocks alike).
+
+    Args:
+        mine, ref: The learner's graph and the reference's.
+        f: Where the findings go.
+        arch: What is checked, in words ("resnet50", "this stage", "Bottleneck").
+        cifar: Option A (zero-padding) shortcuts are as right as projections.
+        skip_unused: Parameters not to report as unused (a ``downsample`` judged elsewhere).
+        where: The configuration of a block check (its problems say "in the identity case").
+        given: True if a block was given a ``downsample`` it never used.
+    """
+    _find_unused(mine, skip_unused or set())
     if mine.error:
-        f.problem(_explain_failure(mine, ref))
+        _explain_failure(mine, ref, f, where, given)
     elif mine.output != ref.output:
         fc = [mine.ops[j] for j in mine.head if mine.ops[j].kind == "linear"]
         hint = f" The last layer `{fc[-1].module}` has {fc[-1].info['fout']} outputs." if fc else ""
-        f.problem(f"Output shape {mine.output} for a batch of 2, expected {ref.output}.{hint}")
+        f.problem(
+            f"Output shape {mine.output} for a batch of 2, expected {ref.output}.{hint}",
+            tier=_RESULT,
+            pos=len(mine.ops),
+        )
     try:
         if not mine.broken:
             flagged = _check_rules(mine, f)  # even after a failure: what was seen before it
             if mine.blocks and ref.blocks and not mine.error:
-                if not _compare_kinds(mine, ref, f) and not _compare_stages(mine, ref, f, arch):
-                    _compare_blocks(mine, ref, f, flagged, cifar)
-                _compare_ends(mine, ref, f, flagged)
+                differs = _compare_structure(mine, ref, f, flagged, arch, cifar)
+                _compare_ends(mine, ref, f, flagged, differs)
             if not mine.error:
-                _check_unused(mine, f, skip_unused or set())
+                _check_unused(mine, f)
     except Exception as err:  # a limit of this checker must not look like the learner's bug
         mine.broken = f"{type(err).__name__}: {err}"
     if mine.broken:
@@ -998,6 +1672,36 @@ def _judge(
             "This checker could not follow every operation of the forward pass "
             f"({mine.broken}), so some structural checks were skipped."
         )
+
+
+def _compare_structure(
+    mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int], arch: str, cifar: bool
+) -> bool:
+    """Kinds of block, stages, then each block; True if the blocks or stages differ.
+
+    In a model a wrong stage shape is named once for the stage (a stride or width passed to
+    `_make_layer`), not again in each block; in a block check the block's own parts say more.
+    """
+    if _compare_kinds(mine, ref, f, flagged):
+        return True
+    if mine.context == "block":
+        before = f.count()
+        _compare_blocks(mine, ref, f, flagged, cifar, set())
+        if f.count() > before:
+            return True
+        counts_differ, bad = _compare_stages(mine, ref, f, arch)
+        return counts_differ or bool(bad)
+    counts_differ, bad = _compare_stages(mine, ref, f, arch)
+    if not counts_differ:
+        _compare_blocks(mine, ref, f, flagged, cifar, bad)
+    return counts_differ or bool(bad)
+
+
+def _count(mine: _Graph, ref: _Graph) -> str:
+    """ "11,689,512 parameters", and the reference's number when it differs."""
+    if mine.total == ref.total:
+        return f"{mine.total:,} parameters"
+    return f"{mine.total:,} parameters (the reference has {ref.total:,})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1015,6 +1719,12 @@ def _reference_graph(arch: str, classes: int, small: bool, shortcut: str, size: 
     return _analyse(model, torch.empty(2, 3, size, size, device="meta"))
 
 
+def _positive_int(value: Any, name: str) -> None:
+    """Raises a ValueError unless ``value`` is an int of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def check_model(
     model: nn.Module, arch: str, num_classes: int | None = None, small_input: bool = False
 ) -> Report:
@@ -1030,7 +1740,8 @@ def check_model(
         arch: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"``, ``"resnet152"``
             (ImageNet, 224x224 inputs) or ``"resnet20"``, ``"resnet32"``, ``"resnet44"``,
             ``"resnet56"``, ``"resnet110"`` (CIFAR, 32x32 inputs; option A or B shortcuts).
-        num_classes: Size of the output; None means 1000 for ImageNet and 10 for CIFAR.
+        num_classes: Size of the output (a positive int); None means 1000 for ImageNet and 10
+            for CIFAR.
         small_input: The model uses the 3x3 stem without max-pool for 32x32 inputs
             (``resnet18(small_input=True)``); ImageNet architectures only.
 
@@ -1038,13 +1749,16 @@ def check_model(
         A ``Report``; ``report.passed`` is True if no problem was found.
 
     Raises:
-        ValueError: If ``arch`` is not one of the names above.
+        ValueError: If ``arch`` is not one of the names above, or ``num_classes`` is not a
+            positive int.
     """
     if arch not in _IMAGENET and arch not in _CIFAR:
         raise ValueError(f"unknown arch {arch!r}; use one of {[*_IMAGENET, *_CIFAR]}")
     cifar = arch in _CIFAR
     small_input = small_input and not cifar
-    num_classes = num_classes or (10 if cifar else 1000)
+    if num_classes is None:
+        num_classes = 10 if cifar else 1000
+    _positive_int(num_classes, "num_classes")
     size = 32 if cifar or small_input else 224
     other = 64 if size == 224 else 16  # smaller: a pool or fc sized for `size` fails there
     title = f"check_model: {arch}, {num_classes} classes{', small-input stem' * small_input}"
@@ -1061,18 +1775,22 @@ def check_model(
     _judge(mine, ref, f, arch, cifar)
     if not mine.error:
         _check_sizes(work, mine, f, size, other)
-    if mine.total != ref.total:
+    if mine.total != ref.total and not f.problems:  # else a problem above explains the count
         diff = mine.total - ref.total
-        f.problem(f"{mine.total:,} parameters in total, expected {ref.total:,} ({diff:+,}).")
+        f.problem(
+            f"{mine.total:,} parameters in total, expected {ref.total:,} ({diff:+,}): compare "
+            "each layer's size with the reference's.",
+            tier=_RESULT,
+        )
     if cifar and mine.blocks and not mine.error:
         f.note(_OPTION_B if projection else _OPTION_A)
     if mine.error:
-        return f.report(title, f"{mine.total:,} parameters; the forward pass failed.")
+        return f.report(title, f"{_count(mine, ref)}; the forward pass failed.")
     counts = [len(s) for s in mine.stages]
     return f.report(
         title,
         f"{len(mine.blocks)} residual blocks in {len(counts)} stages {counts}, "
-        f"{mine.total:,} parameters; run at {size}x{size} and {other}x{other} inputs.",
+        f"{_count(mine, ref)}; run at {size}x{size} and {other}x{other} inputs.",
     )
 
 
@@ -1146,6 +1864,15 @@ def _differing_modes(mine: nn.Module, ref: nn.Module, x: Tensor) -> list[str]:
     return differs
 
 
+# The configurations check_block tries: (label, inplanes / expansion, planes, stride, projection).
+# The channel change has 64 input channels and planes * expansion = 256 (Bottleneck) or 128 outputs.
+_BLOCK_CONFIGS = [
+    ("the identity case", 64, 64, 1, False),
+    ("the stride-2 case with a projection", 64, 128, 2, True),
+    ("the channel-change case with a projection", 64, 64, 1, True),
+]
+
+
 def check_block(block_cls: type[nn.Module], kind: str | None = None) -> Report:
     """Checks a learner's ``BasicBlock`` or ``Bottleneck`` class against the package's.
 
@@ -1161,11 +1888,29 @@ def check_block(block_cls: type[nn.Module], kind: str | None = None) -> Report:
 
     Returns:
         A ``Report``; ``report.passed`` is True if no problem was found.
+
+    Raises:
+        ValueError: If ``kind`` is not ``"basic"``, ``"bottleneck"`` or None.
     """
-    name = getattr(block_cls, "__name__", type(block_cls).__name__)
-    title, f = f"check_block: {name}", _Findings()
-    if not isinstance(block_cls, type):
-        f.problem(f"Pass the block class itself, `check_block({name})`, not an instance.")
+    if kind not in (None, "basic", "bottleneck"):
+        raise ValueError(f"kind must be 'basic', 'bottleneck' or None, got {kind!r}")
+    if isinstance(block_cls, nn.Module):
+        name = type(block_cls).__name__
+        f = _Findings()
+        f.problem(
+            f"Pass the block class itself, `check_block({name})`, not an instance "
+            f"(`{name}(...)`): the check builds the block in several configurations.",
+            tier=_FATAL,
+        )
+        return f.report(f"check_block: {name}")
+    name = getattr(block_cls, "__name__", None) or type(block_cls).__name__
+    title, f = f"check_block: {name}", _Findings(every=[c[0] for c in _BLOCK_CONFIGS])
+    if not isinstance(block_cls, type) or not issubclass(block_cls, nn.Module):
+        f.problem(
+            f"Expected a block class (an `nn.Module` subclass such as `MyBasicBlock`), got "
+            f"{type(block_cls).__name__} {block_cls!r:.60}.",
+            tier=_FATAL,
+        )
         return f.report(title)
     expansion = getattr(block_cls, "expansion", None)
     how = f"kind={kind!r}" if kind else "from its `expansion`"
@@ -1185,13 +1930,10 @@ def check_block(block_cls: type[nn.Module], kind: str | None = None) -> Report:
             "`_make_layer` uses it to size the shortcut and the next block's input, so it must "
             "equal the block's output channels divided by `planes`."
         )
-    configs = [  # (label, inplanes, planes, stride, with a projection downsample)
-        ("the identity case", 64 * exp, 64, 1, False),
-        ("the stride-2 case with a projection", 64 * exp, 128, 2, True),
-        ("the channel-change case with a projection", 64, 64 if exp > 1 else 128, 1, True),
-    ]
-    for config in configs:
-        _check_block_config(block_cls, ref_cls, f, *config)
+    for label, inplanes, planes, stride, project in _BLOCK_CONFIGS:
+        planes = planes if exp > 1 or label != _BLOCK_CONFIGS[2][0] else 128
+        inplanes = inplanes * exp if label != _BLOCK_CONFIGS[2][0] else inplanes
+        _check_block_config(block_cls, ref_cls, f, label, inplanes, planes, stride, project)
     return f.report(
         title,
         f"Judged as a {ref_cls.__name__} ({how}) in 3 configurations: identity shortcut, "
@@ -1226,24 +1968,31 @@ def _check_block_config(
             f"downsample)` ({{where}}): {_format_error(err)}. It must accept torchvision's "
             "`(inplanes, planes, stride=1, downsample=None)`.",
             label,
+            key="could not build",
+            tier=_FATAL,
         )
         return
     before = f.count()
-    gm, gr = _analyse(mine, x, label), _analyse(ref, x, label)
+    gm = _analyse(mine, x, label, context="block")
+    gr = _analyse(ref, x, label, context="block")
     given_ids = {id(p) for p in given.parameters()} if given else set()
     skip = {n for n, p in mine.named_parameters() if id(p) in given_ids}  # reported below
-    _judge(gm, gr, f, ref_cls.__name__, skip_unused=skip)
-    if given and not gm.error and not given_ids & gm.used_ids:
+    ignored = bool(given) and not given_ids & gm.used_ids
+    _judge(gm, gr, f, ref_cls.__name__, skip_unused=skip, where=label, given=ignored)
+    if ignored and not gm.error:
         f.problem(
-            "The `downsample` passed to the block is never used (in {where}): where one is "
-            "given, the shortcut must be `identity = self.downsample(x)`.",
+            "The `downsample` you were given is never used in {where}: where one is given, the "
+            "shortcut must be `identity = self.downsample(x)`.",
             label,
+            key="given downsample unused",
+            pos=len(gm.ops),
         )
-    if gm.total != gr.total and not gm.error:
+    if gm.total != gr.total and not gm.error and f.count() == before:
         f.problem(
             "Wrong number of parameters: {where}. Compare each layer with the reference's "
             "(3x3 and 1x1 convs without bias, one BatchNorm per conv).",
             f"{gm.total:,} instead of {gr.total:,} in {label}",
+            tier=_RESULT,
         )
     if f.count() > before or gm.error:
         return  # the structure is already wrong: comparing outputs would add nothing
@@ -1260,6 +2009,7 @@ def _check_block_config(
             f"With the same weights, the output differs from `{ref_cls.__name__}`'s in {mode} "
             "mode ({where}): compare your `forward` with `relu(F(x) + shortcut(x))` line by line.",
             label,
+            tier=_RESULT,
         )
 
 
@@ -1283,7 +2033,13 @@ def check_make_layer(
 
     Returns:
         A ``Report``; ``report.passed`` is True if no problem was found.
+
+    Raises:
+        ValueError: If ``inplanes``, ``planes``, ``blocks`` or ``stride`` is not a positive int.
     """
+    for value, name in ((inplanes, "inplanes"), (planes, "planes"), (blocks, "blocks")):
+        _positive_int(value, name)
+    _positive_int(stride, "stride")
     ref_cls = Bottleneck if getattr(block, "expansion", 1) == 4 else BasicBlock
     title = (
         f"check_make_layer: {blocks} {ref_cls.__name__}s ({inplanes} -> {planes}, stride {stride})"
@@ -1298,16 +2054,22 @@ def check_make_layer(
         _randomise_bn(ref)
         x = torch.randn(2, inplanes, 16, 16)
     work = _private_copy(stage, f)
-    gm, gr = _analyse(work, x), _analyse(ref, x)
+    gm, gr = _analyse(work, x, context="stage"), _analyse(ref, x, context="stage")
     _judge(gm, gr, f, "this stage")
-    if gm.total != gr.total:
-        f.problem(f"{gm.total:,} parameters, expected {gr.total:,} ({gm.total - gr.total:+,}).")
+    if gm.total != gr.total and not f.problems:
+        f.problem(
+            f"{gm.total:,} parameters, expected {gr.total:,} ({gm.total - gr.total:+,}).",
+            tier=_RESULT,
+        )
     if not f.problems and _copy_weights(work, ref, gm, gr):
         for mode in _differing_modes(work, ref, x):
             f.problem(
                 f"With the same weights, the output differs from the reference's ({mode} mode)."
             )
-    return f.report(title, f"Compared with the package's `_make_layer` on {inplanes}x16x16 inputs.")
+    return f.report(
+        title,
+        f"Compared with the package's `_make_layer` on {inplanes}x16x16 inputs; {_count(gm, gr)}.",
+    )
 
 
 def check_conv_helpers(
@@ -1327,6 +2089,13 @@ def check_conv_helpers(
     """
     f = _Findings()
     for fn, ref_fn, name in ((conv3x3_fn, conv3x3, "conv3x3"), (conv1x1_fn, conv1x1, "conv1x1")):
+        if isinstance(fn, type):
+            f.problem(
+                f"Pass your function `{name}`, not the class `{fn.__name__}`: write "
+                f"`def {name}(in_planes, out_planes, stride=1):` returning the `nn.Conv2d`.",
+                tier=_FATAL,
+            )
+            continue
         for stride in (1, 2):
             call = f"{name}(16, 32{', 2' * (stride == 2)})"
             try:
@@ -1351,15 +2120,28 @@ def check_conv_helpers(
 
 def _compare_conv(mine: nn.Module, ref: nn.Conv2d, name: str, call: str, f: _Findings) -> None:
     """Compares a conv built by a learner's helper with the package's: parameters, output sizes."""
-    extra = sum(p.numel() for p in mine.parameters()) - sum(p.numel() for p in ref.parameters())
-    if getattr(mine, "bias", None) is not None:
+    bias = getattr(mine, "bias", None)
+    if isinstance(bias, Tensor):
         f.problem(
-            f"`{name}` gives the conv a bias (+{extra:,} parameters in `{call}`): a BatchNorm "
-            "follows every conv in a ResNet and its shift makes the bias useless. Pass "
+            f"`{name}` gives the conv a bias ({bias.numel():,} extra parameters in `{call}`): a "
+            "BatchNorm follows every conv in a ResNet and its shift makes the bias useless. Pass "
             "`bias=False`."
         )
-    elif extra:
-        f.problem(f"`{call}` has {extra:+,} parameters compared with the package's.")
+    n_mine = sum(p.numel() for p in mine.parameters() if p is not bias)
+    n_ref = sum(p.numel() for p in ref.parameters())
+    kernel = getattr(mine, "kernel_size", ref.kernel_size)
+    if kernel != ref.kernel_size:
+        f.problem(
+            f"`{call}` builds a {_size(kernel)}x{_size(kernel)} convolution, expected "
+            f"{_size(ref.kernel_size)}x{_size(ref.kernel_size)}: pass "
+            f"`kernel_size={ref.kernel_size[0]}`."
+        )
+        return
+    if n_mine != n_ref:
+        f.problem(
+            f"`{call}` has {n_mine:,} weights, expected {n_ref:,}: a conv from `in_planes` to "
+            "`out_planes` channels."
+        )
     for size in (8, 7):
         x = torch.randn(1, 16, size, size)
         try:

@@ -5,6 +5,8 @@ in a few lines. Most use the small CIFAR ResNet-20 (fast); the bugs that only ma
 ImageNet ResNets use those, mostly with the 32x32 stem (``small_input``) to keep the suite quick.
 """
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -300,7 +302,7 @@ class ScaledResidual(Block):
         (BatchNormTwice, ["BatchNorm applied twice in a row"]),
         (ConvBias, ["bias before BatchNorm", "bias=False"]),
         (UnusedConv, ["never used", "stages.0.0.c"]),
-        (ScaledResidual, ["residual branch differs", "mul"]),
+        (ScaledResidual, ["Extra multiplication after `norm_b`"]),
     ],
 )
 def test_broken_blocks_in_a_model(block: type[nn.Module], keywords: list[str]) -> None:
@@ -315,12 +317,15 @@ class ReluBeforeAddBlock(BasicBlock):
 
 
 def test_broken_block_checked_alone() -> None:
-    assert_fails(check_block(ReluBeforeAddBlock), "ReLU before the addition in the identity case")
+    assert_fails(
+        check_block(ReluBeforeAddBlock), "ReLU before the addition in every configuration tried"
+    )
 
 
-def test_parameters_per_stage_and_total() -> None:
+def test_parameter_count_is_folded_into_the_summary() -> None:
     report = check_model(Net(ProjectionEverywhere, cifar=True), "resnet20")
-    assert_fails(report, "parameters per stage", "stage 1 has", "parameters in total")
+    assert len(report.problems) == 1, str(report)  # the projections explain the extra parameters
+    assert "(the reference has 272,474)" in report.summary
 
 
 def test_wrong_blocks_per_stage() -> None:
@@ -345,12 +350,18 @@ class ExpansionOne(Bottleneck):
 
 def test_wrong_expansion() -> None:
     model = ResNet(Bottleneck2, [3, 4, 6, 3], small_input=True)
-    assert_fails(check_model(model, "resnet50", small_input=True), "expansion", "128x32x32")
+    assert_fails(
+        check_model(model, "resnet50", small_input=True),
+        "`layer1` outputs 128 channels, expected 256",
+        "expansion",
+    )
     model = ResNet(ExpansionOne, [3, 4, 6, 3], small_input=True)
     model.layer1[0].conv3 = conv1x1(64, 256)
     model.layer1[0].bn3 = nn.BatchNorm2d(256)
     report = check_model(model, "resnet50", small_input=True)
-    assert_fails(report, "residual addition in block `layer1.0` fails", "256x32x32", "expansion")
+    assert_fails(
+        report, "`layer1.0` changes the shape, but its shortcut is the identity", "256x32x32"
+    )
     assert_fails(check_block(ExpansionOne, "bottleneck"), "expansion` is 1, expected 4")
 
 
@@ -395,7 +406,11 @@ def test_forward_that_raises_gets_a_report() -> None:
         NoDownsample(BasicBlock, [2, 2, 2, 2], small_input=True), "resnet18", small_input=True
     )
     assert_fails(
-        report, "residual addition in block `layer2.0` fails", "128x16x16", "64x32x32", "projection"
+        report,
+        "`layer2.0` changes the shape, but its shortcut is the identity",
+        "128x16x16",
+        "64x32x32",
+        "projection",
     )
     report = check_model(
         StaleInplanes(BasicBlock, [2, 2, 2, 2], small_input=True), "resnet18", small_input=True
@@ -524,7 +539,7 @@ class TrainModeOnly(BasicBlock):
 
 def test_check_block_judges_behaviour() -> None:
     assert check_block(OwnNamesBlock).passed
-    assert_fails(check_block(IgnoresDownsample), "`downsample` passed to the block is never used")
+    assert_fails(check_block(IgnoresDownsample), "`downsample` you were given is never used")
     assert_fails(check_block(NoShortcutBlock), "No residual connection")
     assert_fails(
         check_block(ThreeArgBlock),
@@ -585,3 +600,271 @@ def test_a_checker_limit_is_a_note_not_a_problem(monkeypatch: pytest.MonkeyPatch
     report = check_model(rc.resnet20(), "resnet20")
     assert report.passed, str(report)
     assert "could not follow every operation" in " ".join(report.notes)
+
+
+# --- The commonest mistakes: the first problem names the mistake, nothing false follows ---------
+#
+# A block check speaks of the block only (never of a stem, a head or stages), folds what a mistake
+# causes (a crash, a parameter count) into the problem that names it, and reports one mistake at
+# most twice.
+
+NOT_IN_A_BLOCK = ["stem", "head", "stage", "``"]
+
+
+def assert_first(report: Report, *words: str, absent: tuple[str, ...] = ()) -> None:
+    """The first problem contains every word; no problem contains any ``absent`` word."""
+    assert not report.passed, str(report)
+    first, text = report.problems[0].lower(), " ".join(report.problems).lower()
+    for word in words:
+        assert word.lower() in first, f"{word!r} not in the first problem:\n{report}"
+    for word in absent:
+        assert word.lower() not in text, f"{word!r} wrongly in:\n{report}"
+
+
+class ForgetsDownsample(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x  # bug: the downsample it was given is never called
+        return self.relu(out)
+
+
+class NoExpansionConv3(Bottleneck):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv3, self.bn3 = conv1x1(planes, planes), nn.BatchNorm2d(planes)  # bug: not * 4
+
+
+class Bn3AfterAddition(Bottleneck):
+    """A widely read blog's ResNet-50: ``bn3`` applied again after the addition."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(self.bn3(out))  # bug: bn3 again
+
+
+class InplaceReluOnIdentity(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self.relu(x)  # bug: nn.ReLU(inplace=True) overwrites x itself
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class BiasBlock(BasicBlock):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1)  # bug: bias=True (the default)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1)
+
+
+class StrideOnConv2(BasicBlock):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1, self.conv2 = conv3x3(inplanes, planes), conv3x3(planes, planes, stride)
+
+
+class IgnoresStride(BasicBlock):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1 = conv3x3(inplanes, planes)  # bug: stride forgotten
+
+
+class NoBn2(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.conv2(out) + identity)  # bug: bn2 never called
+
+
+class Kernel5(BasicBlock):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1 = nn.Conv2d(inplanes, planes, 5, stride, 2, bias=False)  # bug: 5x5
+
+
+class NoPadding(BasicBlock):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv2 = nn.Conv2d(planes, planes, 3, bias=False)  # bug: padding 0
+
+
+class NoFinalRelu(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.bn2(self.conv2(out)) + identity  # bug: no ReLU after the addition
+
+
+class NoMiddleRelu(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn1(self.conv1(x))  # bug: no ReLU
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class AddBeforeBn2(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out) + identity))  # bug: adds before bn2
+
+
+class SharedBn1(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn1(self.conv2(out)) + identity)  # bug: bn1 instead of bn2
+
+
+class DownsampleOnOut(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        identity = x if self.downsample is None else self.downsample(out)  # bug: out, not x
+        return self.relu(out + identity)
+
+
+class IdentityAfterConv1(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))  # bug: x overwritten before identity = x
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.bn2(self.conv2(x)) + identity)
+
+
+class SigmoidBlock(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = torch.sigmoid(self.bn1(self.conv1(x)))  # bug: not a ReLU
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+BLOCK_MISTAKES = [
+    (ForgetsDownsample, ["the `downsample` you were given is never used"], ["_make_layer"]),
+    (NoExpansionConv3, ["`conv3` outputs the wrong number", "planes * expansion"], ["projection"]),
+    (Bn3AfterAddition, ["`bn3` is applied a second time, after the addition"], ["No ReLU"]),
+    (InplaceReluOnIdentity, ["ReLU on the shortcut", "inplace=True"], []),
+    (BiasBlock, ["Convolution bias before BatchNorm", "bias=False"], ["parameters"]),
+    (StrideOnConv2, ["stride is on `conv2` instead of `conv1`"], []),
+    (IgnoresStride, ["no convolution of the residual branch", "has a stride", "`conv1`"], []),
+    (NoBn2, ["No BatchNorm after `conv2`", "`bn2` is created but never called"], []),
+    (Kernel5, ["`conv1` is a 5x5 convolution", "expected 3x3"], []),
+    (NoPadding, ["`conv2` has padding 0", "expected 1"], ["projection"]),
+    (NoFinalRelu, ["No ReLU after the addition"], []),
+    (NoMiddleRelu, ["No ReLU after `bn1`"], []),
+    (AddBeforeBn2, ["addition comes before `bn2`"], ["No BatchNorm", "No ReLU"]),
+    (SharedBn1, ["same BatchNorm module is applied twice", "`bn2` is created but never"], []),
+    (DownsampleOnOut, ["`downsample.0` is applied to the output of `bn2`", "input `x`"],
+     ["inplanes"]),
+    (IdentityAfterConv1, ["shortcut starts after", "identity = x"], ["Wrong kind"]),
+    (SigmoidBlock, ["sigmoid after `bn1`", "ReLU"], []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("block", "words", "absent"), BLOCK_MISTAKES, ids=[c[0].__name__ for c in BLOCK_MISTAKES]
+)
+def test_block_mistake_named_first(block: type[nn.Module], words: list[str], absent: list) -> None:
+    report = check_block(block)
+    assert_first(report, *words, absent=(*absent, *NOT_IN_A_BLOCK, "Parameters per"))
+    assert len(report.problems) <= 2, str(report)
+
+
+@pytest.mark.parametrize(
+    ("block", "words", "absent"),
+    [c for c in BLOCK_MISTAKES if c[0] in (Bn3AfterAddition, NoBn2, StrideOnConv2, BiasBlock)],
+)
+def test_block_mistake_named_first_in_a_model(
+    block: type[nn.Module], words: list[str], absent: list
+) -> None:
+    layers = [3, 4, 6, 3] if issubclass(block, Bottleneck) else [2, 2, 2, 2]
+    arch = "resnet50" if issubclass(block, Bottleneck) else "resnet18"
+    report = check_model(ResNet(block, layers, small_input=True), arch, small_input=True)
+    assert_first(report, *words, absent=(*absent, "head", "``", "Parameters per"))
+    assert len(report.problems) == 1, str(report)
+
+
+class ReluOnIdentityShortcut(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = F.relu(x) if self.downsample is None else self.downsample(x)  # bug
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + identity)
+
+
+def test_relu_on_the_identity_shortcut() -> None:
+    assert_first(
+        check_block(ReluOnIdentityShortcut), "ReLU on the shortcut", absent=tuple(NOT_IN_A_BLOCK)
+    )
+    model = ResNet(InplaceReluOnIdentity, [2, 2, 2, 2], small_input=True)
+    report = check_model(model, "resnet18", small_input=True)
+    assert_first(report, "ReLU on the shortcut", "`layer1.0`", absent=("stem", "between blocks"))
+
+
+def test_model_mistakes_named_where_they_happen() -> None:
+    model = rc.resnet18()
+    model.maxpool = nn.Identity()
+    assert_first(check_model(model, "resnet18"), "No max-pool", absent=("stride 2)", "stage"))
+    model = rc.resnet18()
+    model.layer2[0].conv1.stride = model.layer2[0].downsample[0].stride = (1, 1)
+    report = check_model(model, "resnet18")
+    assert_first(report, "`layer2` keeps the height and width", "stride 2", absent=("layer3",))
+    model = rc.resnet50()
+    model.relu = nn.Identity()  # a widely read blog's stem: no ReLU
+    assert_first(check_model(model, "resnet50"), "No ReLU after `bn1` in the stem")
+    model = rc.resnet18()
+    model.layer2[0].downsample[0] = nn.Conv2d(64, 128, 3, 2, 1, bias=False)  # "should be 3x3"
+    report = check_model(model, "resnet18")
+    assert_first(report, "`downsample.0` is a 3x3 convolution in `layer2.0`", "conv1x1")
+    assert len(report.problems) == 1 and "the reference has 11,689,512" in report.summary
+
+
+def test_a_downsample_created_but_not_called_in_a_model() -> None:
+    model = ResNet(ForgetsDownsample, [2, 2, 2, 2], small_input=True)
+    report = check_model(model, "resnet18", small_input=True)
+    assert_first(report, "`layer2.0.downsample` is created but never called", "RuntimeError")
+    assert len(report.problems) == 1, str(report)
+
+
+# --- Arguments that are not what a check expects ------------------------------------------------
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="num_classes must be a positive int, got 0"):
+        check_model(rc.resnet20(), "resnet20", num_classes=0)
+    with pytest.raises(ValueError, match="kind must be 'basic', 'bottleneck' or None"):
+        check_block(BasicBlock, kind="resnet")
+    with pytest.raises(ValueError, match="blocks must be a positive int, got 0"):
+        check_make_layer(rc.resnet18().layer1, BasicBlock, 64, 64, blocks=0)
+    report = check_block(42)
+    assert_fails(report, "Expected a block class", "int")
+    assert "check_block(int)" not in str(report)
+    report = check_conv_helpers(nn.Conv2d, conv1x1)
+    assert_fails(report, "not the class `Conv2d`")
+    assert "+-" not in str(report)
+    two_by_two = lambda i, o, stride=1: nn.Conv2d(i, o, 2, stride)  # noqa: E731
+    report = check_conv_helpers(two_by_two, conv1x1)
+    assert_fails(report, "builds a 2x2 convolution, expected 3x3", "bias")
+    assert "+-" not in str(report)
+
+
+def test_a_device_failure_is_not_blamed_on_channels() -> None:
+    model = rc.resnet20()
+    model.layer1[0].bn1.to("meta")  # one module left on another device
+    report = check_model(model, "resnet20")
+    assert_first(report, "different devices", "model.to(device)", absent=("channel count",))
+
+
+def test_report_has_a_frame_of_its_own() -> None:
+    bad = check_model(Net(ReluOnShortcut, cifar=True), "resnet20")
+    page = bad._repr_html_()
+    assert page.startswith("<div") and "border" in page and "overflow-wrap" in page
+    assert "<code" in page and "`" not in page  # code spans become <code>, nothing left raw
+    assert "❌" in page and "✅" in check_model(rc.resnet20(), "resnet20")._repr_html_()
+    assert not re.search(r"(?<![-\w])width:\s*\d", page)  # no fixed width: it wraps on a phone
