@@ -1,6 +1,6 @@
 """ResNet from Scratch: the reference solution of the course, identical to torchvision's ResNets."""
 
-from . import data, train
+from . import data, distributed, draw, measure, train
 from .blocks import BasicBlock, Bottleneck
 from .check import Report, check_block, check_conv_helpers, check_make_layer, check_model
 from .cifar import (
@@ -27,6 +27,7 @@ from .data import (
     make_shapes10,
 )
 from .layers import conv1x1, conv3x3
+from .measure import assert_same, count_macs, count_params, macs_by_layer
 from .resnet import ResNet, init_weights, resnet18, resnet34, resnet50, resnet101, resnet152
 from .train import (
     Budget,
@@ -93,4 +94,11 @@ __all__ = [
     "resnet110",
     "resnet152",
     "train",
+    "distributed",
+    "draw",
+    "measure",
+    "assert_same",
+    "count_macs",
+    "count_params",
+    "macs_by_layer",
 ]
