@@ -11,7 +11,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: book test notebooks lab benchmarks clean help
+.PHONY: book test notebooks lab benchmarks sync clean help
 
 help:
 	@sed -n '3,6p' Makefile
@@ -38,6 +38,11 @@ lab: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/model_speed.py
 	$(BIN)/python benchmarks/train_speed.py
+
+# After editing layers.py, blocks.py, resnet.py or cifar.py: copy them into the notebooks'
+# export cells (the package is the source of truth; `make test` fails until they agree).
+sync: $(STAMP)
+	$(BIN)/python scripts/sync_exports.py --write
 
 clean:
 	rm -rf _build .pytest_cache

@@ -6,6 +6,7 @@ back to back, in alternating order, so a slow moment of a shared machine hits bo
 each pair is taken per round, and the median over the rounds is reported (with median speeds).
 
     python benchmarks/model_speed.py [--rounds 8] [--steps 3] [--batch-size 128] [--device cpu]
+        [--archs resnet18 resnet50]
 
 The LAST line is `speed_vs_torchvision=R.RR`: ours / torchvision images per second for the model
 where ours is slowest.
@@ -41,28 +42,29 @@ def train_step_timer(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor
     return run
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="training steps per model per round")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    parser.add_argument("--archs", nargs="+", default=["resnet18", "resnet50"])
+    args = parser.parse_args(argv)
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     batch = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
     labels = torch.randint(0, 10, (args.batch_size,), device=device)
     timers = {}
-    for arch in ("resnet18", "resnet50"):
+    for arch in args.archs:
         for source, module in (("ours", resnet_course), ("torchvision", torchvision.models)):
             model = getattr(module, arch)(num_classes=10).to(device).train()
             timers[arch, source] = train_step_timer(model, batch, labels, args.steps)
             timers[arch, source]()  # warm-up: first calls allocate memory and pick kernels
 
     speeds: dict[tuple[str, str], list[float]] = {key: [] for key in timers}
-    pair_ratios: dict[str, list[float]] = {"resnet18": [], "resnet50": []}
+    pair_ratios: dict[str, list[float]] = {arch: [] for arch in args.archs}
     for round_ in range(args.rounds):
         for arch in pair_ratios:
             order = ("ours", "torchvision") if round_ % 2 == 0 else ("torchvision", "ours")

@@ -1,4 +1,10 @@
-"""ResNet from Scratch: the reference solution of the course, identical to torchvision's ResNets."""
+"""ResNet from Scratch: the reference solution of the course, identical to torchvision's ResNets.
+
+Two tiers. The reference tier, ``layers``, ``blocks``, ``resnet`` and ``cifar``, is what the
+notebooks teach and copy into their export cells: after editing it, run ``make sync``. The tools
+tier, ``check``, ``data``, ``shapes10``, ``train`` and ``plots``, serves the course; the notebooks
+import it, never copy it, so it is free to change. Dependencies point one way: tools onto reference.
+"""
 
 from . import data, distributed, draw, measure, train
 from .blocks import BasicBlock, Bottleneck

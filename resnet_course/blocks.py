@@ -1,5 +1,8 @@
 """The two residual blocks: ``BasicBlock`` (ResNet-18/34) and ``Bottleneck`` (ResNet-50/101/152).
 
+Reference tier: the notebooks copy its definitions into their ``export:blocks`` cells; after
+editing it, run ``make sync`` (the tests fail until the copies agree).
+
 Each computes ``relu(F(x) + shortcut(x))``. The shortcut is the identity unless the block changes
 the shape of its input, in which case ``downsample`` (a 1x1 conv + BatchNorm) projects ``x`` to
 the new shape. Module names and order follow torchvision, so state_dicts load both ways.

@@ -1,5 +1,8 @@
 """Automatic checks of a learner's ResNet, block, stage or conv helpers, with specific feedback.
 
+Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
+say what must hold).
+
 ``check_model(model, "resnet50")`` says whether ``model`` is a correct ResNet-50 and, if not,
 exactly what is wrong, where, and how to fix it. It judges behaviour and structure, never
 attribute names: a correct ResNet with its own names (``shortcut`` instead of ``downsample``, one

@@ -1,5 +1,8 @@
 """The CIFAR-10 networks of He et al. (2015), section 4.2, and their plain (shortcut-free) twins.
 
+Reference tier: the notebooks copy its definitions into their ``export:cifar`` cells; after
+editing it, run ``make sync`` (the tests fail until the copies agree).
+
 Depth ``6n + 2``: a 3x3 conv with 16 channels, three stages of ``n`` BasicBlocks (``2n`` convs)
 with 16, 32 and 64 channels on 32, 16 and 8 pixels, global average pooling and a linear layer.
 ResNet-20/32/44/56/110 have ``n = 3, 5, 7, 9, 18``.

@@ -1,5 +1,8 @@
 """Datasets as uint8 tensors, and a loader that augments whole batches on the training device.
 
+Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
+say what must hold).
+
 Three datasets share one structure, :class:`ImageData`:
 
 - ``shapes10`` (**Shapes-10**, the default): 10 classes of shapes the package draws itself, so

@@ -1,5 +1,8 @@
 """The two convolutions every ResNet is built from.
 
+Reference tier: the notebooks copy its definitions into their ``export:layers`` cells; after
+editing it, run ``make sync`` (the tests fail until the copies agree).
+
 Both have ``bias=False``: each is followed by a BatchNorm, whose own shift (``beta``) would
 cancel any bias the convolution adds, so a bias would only be dead weight.
 """

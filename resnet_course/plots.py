@@ -1,5 +1,8 @@
 """Figures for the notebooks: samples, training curves, confusions, mistakes, gradient norms.
 
+Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
+say what must hold).
+
 Every function returns a matplotlib ``Figure`` about 7 inches (700 pixels) wide, the width of a
 book page. Figures are made with pyplot, so a notebook shows each once: end the cell with ``;``.
 """

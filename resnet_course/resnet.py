@@ -1,5 +1,8 @@
 """The ImageNet ResNets (He et al., 2015) with torchvision's module names and initialisation.
 
+Reference tier: the notebooks copy its definitions into their ``export:resnet`` cells; after
+editing it, run ``make sync`` (the tests fail until the copies agree).
+
 ``resnet18`` ... ``resnet152`` build the same networks as ``torchvision.models.resnet18`` ...:
 same parameters, same state_dict keys, identical outputs for identical weights.
 """

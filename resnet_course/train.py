@@ -1,5 +1,8 @@
 """Training and evaluation: ``fit`` returns a ``History``, ``evaluate`` an ``Evaluation``.
 
+Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
+say what must hold).
+
 The loop is the textbook one (SGD with Nesterov momentum and weight decay, cross-entropy loss,
 a learning rate set every step), with batches made on the device by
 :class:`~resnet_course.data.DeviceLoader`. It runs on CUDA, Apple's MPS or the CPU.

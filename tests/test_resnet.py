@@ -1,4 +1,11 @@
-"""Our ImageNet ResNets are torchvision's to the bit: parameters, names, init, outputs, grads."""
+"""Our ImageNet ResNets are torchvision's to the bit: parameters, names, init, outputs, grads.
+
+All five depths are checked for parameters, state_dict keys and seeded initialisation. Outputs and
+gradients are compared for ResNet-18 and ResNet-50 only: ResNet-34, -101 and -152 run the same
+code (the same blocks, ``_make_layer`` and ``forward``) with other block counts, so once their
+modules and weights are shown equal, the two forward paths (BasicBlock, Bottleneck) at a small
+and at the ImageNet input size cover every line they run.
+"""
 
 import pytest
 import torch
@@ -9,7 +16,6 @@ import resnet_course as rc
 
 ARCHS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 PARAMS_1000 = [11_689_512, 21_797_672, 25_557_032, 44_549_160, 60_192_808]
-PARAMS_10 = [11_181_642, 21_289_802, 23_528_522, 42_520_650, 58_164_298]
 
 
 def n_params(model: nn.Module) -> int:
@@ -28,12 +34,6 @@ def pair(arch: str, **kwargs) -> tuple[nn.Module, nn.Module]:
 @pytest.mark.parametrize("arch, expected", list(zip(ARCHS, PARAMS_1000, strict=True)))
 def test_parameter_count_1000_classes(arch, expected):
     assert n_params(getattr(rc, arch)()) == expected
-
-
-@pytest.mark.parametrize("arch, expected", list(zip(ARCHS, PARAMS_10, strict=True)))
-def test_parameter_count_10_classes(arch, expected):
-    assert n_params(getattr(rc, arch)(num_classes=10)) == expected
-    assert n_params(getattr(torchvision.models, arch)(num_classes=10)) == expected
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -92,27 +92,22 @@ def assert_same_forward_backward(ours: nn.Module, theirs: nn.Module, x: torch.Te
                 assert torch.equal(a, b), k
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("size", [32, 64])
-def test_identical_outputs_and_gradients_small_images(arch, size):
-    ours, theirs = pair(arch, num_classes=10)
-    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_identical_outputs_and_gradients_32x32_10_classes(arch):
+    ours, theirs = pair(arch, num_classes=10)  # layer4 sees 1x1 maps: the smallest case
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(32))
     assert_same_forward_backward(ours, theirs, x)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
 def test_identical_outputs_and_gradients_224(arch):
-    ours, theirs = pair(arch)
+    ours, theirs = pair(arch)  # ImageNet: 224x224 images, 1000 classes, 7x7 maps pooled
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(224))
     assert_same_forward_backward(ours, theirs, x)
 
 
-def test_batch_of_224_images_gives_one_score_per_class():
-    model = rc.resnet18().eval()
-    with torch.no_grad():
-        assert model(torch.randn(8, 3, 224, 224)).shape == (8, 1000)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "groups, width, tv_name, expected",
     [
