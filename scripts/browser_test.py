@@ -248,9 +248,12 @@ class Check:
         self.problems.append(f"{self.name} [{self.viewport}]: {message}")
 
     def shot(self, suffix: str = "", full_page: bool = True) -> None:
-        path = self.shots / self.viewport / (self.name.replace("/", "__") + suffix + ".png")
+        # A whole chapter is 20,000 px or more: JPEG, which Chromium encodes much faster than PNG.
+        ext = ".jpg" if full_page else ".png"
+        path = self.shots / self.viewport / (self.name.replace("/", "__") + suffix + ext)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(path), full_page=full_page)
+        quality = {"quality": 70} if full_page else {}
+        self.page.screenshot(path=str(path), full_page=full_page, timeout=300000, **quality)
 
     def run(self, next_page: str) -> None:
         page, width = self.page, VIEWPORTS[self.viewport][0]
@@ -377,6 +380,7 @@ def main() -> int:
                 )
                 for name in pages:
                     page = context.new_page()
+                    page.set_default_timeout(120000)  # a busy machine renders long pages slowly
                     check = Check(page, base, name, viewport, args.screenshots)
                     page.on("pageerror", check.on_page_error)
                     page.on("console", check.on_console)
