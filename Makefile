@@ -4,6 +4,7 @@
 #   make test       run every test: the package, the notebooks under nbval, the book build
 #   make notebooks  re-execute every notebook in place (the committed outputs come from this)
 #   make lab        open the notebooks in JupyterLab
+#   make browser-test  open every page of the book in Chromium, desktop and phone size (CHROMIUM=...)
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,10 +12,10 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: book test notebooks lab benchmarks sync clean help
+.PHONY: book test notebooks lab benchmarks sync browser-test clean help
 
 help:
-	@sed -n '3,6p' Makefile
+	@sed -n '3,7p' Makefile
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,26 @@ benchmarks: $(STAMP)
 # export cells (the package is the source of truth; `make test` fails until they agree).
 sync: $(STAMP)
 	$(BIN)/python scripts/sync_exports.py --write
+
+# The browser test drives an installed Chromium (Playwright cannot download one offline):
+# Debian/Ubuntu `apt-get install chromium`, or CHROMIUM=/path/to/chrome. It builds the book first
+# when a source is newer than the build, and saves screenshots under _build/screenshots/.
+CHROMIUM ?= /usr/bin/chromium
+BOOK_SOURCES := _config.yml _toc.yml $(wildcard book/*.* book/_ext/*.py notebooks/*.ipynb _static/*)
+
+$(BIN)/playwright: $(STAMP)
+	$(BIN)/python -m pip install -e '.[book,dev,browser]'
+	touch $@
+
+_build/html/index.html: $(BOOK_SOURCES) $(STAMP)
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+browser-test:
+	@test -x "$(CHROMIUM)" || { echo "browser-test: no Chromium at $(CHROMIUM). Install one \
+	(Debian/Ubuntu: sudo apt-get install chromium) or run make browser-test CHROMIUM=/path/to/chrome." >&2; \
+	exit 1; }
+	$(MAKE) $(BIN)/playwright _build/html/index.html
+	CHROMIUM="$(CHROMIUM)" $(BIN)/python scripts/browser_test.py
 
 clean:
 	rm -rf _build .pytest_cache
