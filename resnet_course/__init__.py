@@ -1,6 +1,6 @@
 """ResNet from Scratch: the reference solution of the course, identical to torchvision's ResNets."""
 
-from . import data, train
+from . import checkpoint, data, train, validate
 from .blocks import BasicBlock, Bottleneck
 from .check import Report, check_block, check_conv_helpers, check_make_layer, check_model
 from .cifar import (
