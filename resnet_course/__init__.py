@@ -59,6 +59,7 @@ __all__ = [
     "Report",
     "ResNet",
     "budget",
+    "checkpoint",
     "check_block",
     "check_conv_helpers",
     "check_make_layer",
@@ -93,4 +94,5 @@ __all__ = [
     "resnet110",
     "resnet152",
     "train",
+    "validate",
 ]

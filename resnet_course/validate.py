@@ -194,7 +194,7 @@ def weights(value: Any, enum_name: str, builder: str) -> Any:
     import torchvision.models
 
     enum = getattr(torchvision.models, enum_name)
-    names = ", ".join(repr(n) for n in ("DEFAULT", *enum.__members__))
+    names = ", ".join(repr(n) for n in dict.fromkeys(["DEFAULT", *enum.__members__]))
     if isinstance(value, enum):
         return value
     if isinstance(value, str):
@@ -205,10 +205,10 @@ def weights(value: Any, enum_name: str, builder: str) -> Any:
             f"{builder}(weights={value!r}): no such weights; use one of {names} "
             f"or torchvision.models.{enum_name}.DEFAULT"
         )
+    old_style = " (the old pretrained=True) is not accepted, as in torchvision" * (value is True)
     raise TypeError(
-        f"{builder}(weights={value!r}): weights must be None (random initialisation), "
-        f"torchvision.models.{enum_name}.DEFAULT or one of the names {names}; "
-        f"weights=True (the old pretrained=True) is not accepted, as in torchvision"
+        f"{builder}(weights={value!r}){old_style}: weights must be None (random "
+        f"initialisation), torchvision.models.{enum_name}.DEFAULT or one of the names {names}"
     )
 
 

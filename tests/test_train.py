@@ -215,7 +215,7 @@ def test_fit_with_adamw(tiny_data, tmp_path):
     assert saved["run"]["settings"]["optimizer"] == "adamw"
     group = saved["state"]["optimizer"]["param_groups"][0]
     assert group["betas"] == (0.9, 0.999) and group["weight_decay"] == 0.05
-    assert "exp_avg_sq" in saved["state"]["optimizer"]["state"][0]  # Adam's moments, not SGD's momentum
+    assert "exp_avg_sq" in saved["state"]["optimizer"]["state"][0]  # Adam's moments
     # the same warmup + cosine schedule as SGD: 3 steps, no warmup, lr at step 2 of 3
     assert history.lr == [pytest.approx(rt.learning_rate(2, 3, 2e-3, "cosine", warmup=0))]
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
