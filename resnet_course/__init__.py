@@ -4,9 +4,11 @@ Two tiers. The reference tier, ``layers``, ``blocks``, ``resnet`` and ``cifar``,
 notebooks teach and copy into their export cells: after editing it, run ``make sync``. The tools
 tier, ``check``, ``data``, ``shapes10``, ``train`` and ``plots``, serves the course; the notebooks
 import it, never copy it, so it is free to change. Dependencies point one way: tools onto reference.
+The tools tier also holds ``validate`` (argument and input checks), ``checkpoint``, ``measure``,
+``draw`` and ``distributed``.
 """
 
-from . import data, distributed, draw, measure, train
+from . import checkpoint, data, distributed, draw, measure, train, validate
 from .blocks import BasicBlock, Bottleneck
 from .check import Report, check_block, check_conv_helpers, check_make_layer, check_model
 from .cifar import (
@@ -66,6 +68,7 @@ __all__ = [
     "Report",
     "ResNet",
     "budget",
+    "checkpoint",
     "check_block",
     "check_conv_helpers",
     "check_make_layer",
@@ -107,4 +110,5 @@ __all__ = [
     "count_macs",
     "count_params",
     "macs_by_layer",
+    "validate",
 ]

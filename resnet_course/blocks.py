@@ -60,6 +60,13 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
+    def zero_init_last(self) -> None:
+        """Sets ``bn2``'s weight to zero: the branch outputs 0 and the block starts as the identity.
+
+        Goyal et al. (2017); the model decides which of its blocks call it.
+        """
+        nn.init.zeros_(self.bn2.weight)
+
     def forward(self, x: Tensor) -> Tensor:
         """Returns ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``."""
         identity = x
@@ -129,6 +136,13 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
+
+    def zero_init_last(self) -> None:
+        """Sets ``bn3``'s weight to zero: the branch outputs 0 and the block starts as the identity.
+
+        Goyal et al. (2017); the model decides which of its blocks call it.
+        """
+        nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         """Returns ``relu(bn3(conv3(...conv1(x))) + shortcut(x))``."""

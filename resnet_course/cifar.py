@@ -13,9 +13,10 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import validate
 from .blocks import BasicBlock
 from .layers import conv1x1, conv3x3
-from .resnet import check_images, init_weights
+from .resnet import init_weights
 
 Shortcut = Literal["A", "B", "none"]
 
@@ -109,19 +110,7 @@ class CifarResNet(nn.Module):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
-            raise ValueError(
-                f"depth must be 6n + 2 for a whole number n >= 1 (20, 32, 44, 56, 110, ...): "
-                f"three stages of n blocks with 2 convs each, plus the first conv and the fc; "
-                f"got {depth!r}"
-            )
-        if shortcut not in ("A", "B", "none"):
-            raise ValueError(
-                f"shortcut must be 'A' (zero-padding identity), 'B' (1x1 projection) or 'none' "
-                f"(plain network); got {shortcut!r}"
-            )
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        validate.cifar_args(depth, num_classes, shortcut)
         n = (depth - 2) // 6
         self.shortcut = shortcut
         self.inplanes = 16
@@ -134,13 +123,14 @@ class CifarResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(64, num_classes)
 
-        init_weights(self, zero_init_residual)
+        init_weights(self)
         if zero_init_residual:
             for m in self.modules():
-                # A zero-init block with a zero-padding shortcut would output relu(0 + 0) = 0 in
-                # the padded channels, and a ReLU passes no gradient at 0: they would stay dead.
-                if isinstance(m, BasicBlock) and isinstance(m.downsample, PadShortcut):
-                    nn.init.constant_(m.bn2.weight, 1)
+                # Not the blocks whose shortcut pads zero channels: zero-init would make them
+                # output relu(0 + 0) = 0 there, and a ReLU passes no gradient at 0: dead for good.
+                if isinstance(m, BasicBlock) and not isinstance(m.downsample, PadShortcut):
+                    m.zero_init_last()
+        validate.check_every_input(self)  # clear errors for a wrongly shaped or typed batch
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         """Builds one stage of ``blocks`` blocks; the first has stride ``stride``."""
@@ -164,7 +154,6 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Returns the class scores (logits) for a batch of images."""
-        check_images(x, self.conv1.in_channels)
         x = self.conv1(x)
         x = self.bn1(x)
         x = self.relu(x)

@@ -24,6 +24,7 @@ Settings (environment variables):
 import math
 import os
 import pickle
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,14 +213,56 @@ def _load_cifar10(root: Path) -> ImageData:
     return _make_image_data("cifar10", tuple(train.classes), splits[0], splits[1])
 
 
+def _check_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> int:
+    """Checks an unpacked IDX file's header and size; returns how many items it holds.
+
+    IDX (the MNIST format): a big-endian magic number (0x0801 for labels, 0x0803 for images),
+    one 4-byte size per dimension, then the bytes.
+    """
+    size = 4 * (2 + len(item_shape))  # the magic number, the count, the item's sizes
+    with open(path, "rb") as f:
+        header = f.read(size)
+    if len(header) < size:
+        raise _corrupt_error("fashion_mnist", path.parent, f"{path.name} has no IDX header")
+    found, count, *shape = struct.unpack(f">{2 + len(item_shape)}I", header)
+    if found != magic or tuple(shape) != item_shape:
+        raise _corrupt_error(
+            "fashion_mnist",
+            path.parent,
+            f"{path.name} has the wrong IDX header: magic number {found:#x} and item sizes "
+            f"{shape}, expected {magic:#x} and {list(item_shape)}",
+        )
+    expected = size + count * math.prod(item_shape)
+    if path.stat().st_size != expected:
+        raise _corrupt_error(
+            "fashion_mnist",
+            path.parent,
+            f"{path.name} has {path.stat().st_size} bytes, its header says {expected}",
+        )
+    return count
+
+
 def _load_fashion_mnist(root: Path) -> ImageData:
     from torchvision.datasets import FashionMNIST
+    from torchvision.datasets.utils import check_integrity
 
     folder = root / "FashionMNIST" / "raw"
     files = [Path(f).stem for f, _ in FashionMNIST.resources]  # the unpacked idx files
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         raise _missing_error("fashion_mnist", folder, missing)
+    # the downloaded archives have known checksums (torchvision's); the unpacked files are
+    # checked by their headers and sizes, and the labels by their range
+    archives = [(folder / f, md5) for f, md5 in FashionMNIST.resources]
+    bad = [p.name for p, md5 in archives if p.is_file() and not check_integrity(p, md5)]
+    if bad:
+        raise _corrupt_error("fashion_mnist", folder, f"wrong checksum: {', '.join(bad)}")
+    for split in ("train", "t10k"):
+        n_images = _check_idx(folder / f"{split}-images-idx3-ubyte", 0x0803, (28, 28))
+        n_labels = _check_idx(folder / f"{split}-labels-idx1-ubyte", 0x0801, ())
+        if n_images != n_labels:
+            problem = f"{split}: {n_images} images but {n_labels} labels"
+            raise _corrupt_error("fashion_mnist", folder, problem)
     try:
         train = FashionMNIST(root, train=True)
         test = FashionMNIST(root, train=False)
@@ -227,15 +270,29 @@ def _load_fashion_mnist(root: Path) -> ImageData:
         raise _corrupt_error("fashion_mnist", folder, f"{type(e).__name__}: {e}") from e
     splits = []
     for d in (train, test):
-        if d.data.dim() != 3 or d.data.shape[1:] != (28, 28) or len(d.data) != len(d.targets):
-            problem = (
-                f"{len(d.data)} images of shape {tuple(d.data.shape[1:])}, {len(d.targets)} labels"
-            )
+        if d.targets.numel() and not 0 <= int(d.targets.min()) <= int(d.targets.max()) < 10:
+            problem = f"labels from {int(d.targets.min())} to {int(d.targets.max())}, not 0 to 9"
             raise _corrupt_error("fashion_mnist", folder, problem)
         # 28x28 grey -> 32x32 RGB: pad 2 black pixels per side, repeat the channel three times
         images = F.pad(d.data, (2, 2, 2, 2)).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
         splits.append((images, d.targets))
     return _make_image_data("fashion_mnist", tuple(train.classes), splits[0], splits[1])
+
+
+def _remove_new(folder: Path, before: set[Path] | None) -> None:
+    """Removes what a failed download left in ``folder``: what is not in ``before``.
+
+    ``before`` lists what the folder held, ``None`` if it did not exist (then it goes too).
+    """
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path in (before or set()):
+            continue
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+    if before is None and folder.is_dir():
+        folder.rmdir()
 
 
 def download_dataset(name: str, root: str | os.PathLike | None = None) -> None:
@@ -246,15 +303,26 @@ def download_dataset(name: str, root: str | os.PathLike | None = None) -> None:
     Args:
         name: ``"cifar10"`` or ``"fashion_mnist"`` (``"shapes10"`` needs no download).
         root: The data folder; ``None`` means :func:`data_root`'s default.
+
+    Raises:
+        RuntimeError: If the download fails (e.g. offline); what it had written is removed.
     """
     from torchvision.datasets import CIFAR10, FashionMNIST
 
-    if name == "cifar10":
-        CIFAR10(data_root(root), download=True)  # fetches both splits
-    elif name == "fashion_mnist":
-        FashionMNIST(data_root(root), download=True)
-    else:
+    datasets = {"cifar10": CIFAR10, "fashion_mnist": FashionMNIST}
+    if name not in datasets:
         raise ValueError(f"only 'cifar10' and 'fashion_mnist' are downloaded; got {name!r}")
+    folder = data_root(root)
+    before = set(folder.rglob("*")) if folder.is_dir() else None
+    try:
+        datasets[name](folder, download=True)  # CIFAR10 fetches both splits at once
+    except (OSError, RuntimeError) as err:  # offline: URLError, an OSError; torchvision wraps some
+        _remove_new(folder, before)  # no empty folder or half a file left behind
+        raise RuntimeError(
+            f"could not download {name} into {folder} ({type(err).__name__}: {err}). Are you "
+            f"online? Offline, download it on a machine that is online and copy the folder "
+            f"there, or train on the offline dataset: RESNET_COURSE_DATASET=shapes10"
+        ) from err
 
 
 def _resize(images: Tensor, size: int) -> Tensor:

@@ -42,15 +42,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import cifar, resnet
+from .checkpoint import save_checkpoint
 from .data import DATASETS, DeviceLoader, ImageData, load_dataset
-from .train import (
-    History,
-    _amp_dtype,
-    default_device,
-    describe_device,
-    learning_rate,
-    save_checkpoint,
-)
+from .train import History, _amp_dtype, default_device, describe_device, learning_rate
 
 ARCHS = {
     "resnet18": resnet.resnet18,

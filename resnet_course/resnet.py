@@ -13,38 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import validate
 from .blocks import BasicBlock, Bottleneck
 from .layers import conv1x1, conv3x3
-
-
-def check_images(x: Tensor, channels: int) -> None:
-    """Raises a ``ValueError`` naming the problem unless ``x`` is a ``(N, channels, H, W)`` batch.
-
-    Args:
-        x: The tensor given to a model's ``forward``.
-        channels: The number of channels the model's first convolution expects.
-    """
-    if x.dim() == 3 and x.shape[0] == channels:
-        raise ValueError(
-            f"expected a batch of images shaped (N, {channels}, H, W), got a single image of shape "
-            f"{tuple(x.shape)}; add the batch dimension with x.unsqueeze(0)"
-        )
-    if x.dim() != 4:
-        raise ValueError(
-            f"expected a batch of images shaped (N, {channels}, H, W), got a tensor with "
-            f"{x.dim()} dimensions of shape {tuple(x.shape)}"
-        )
-    if x.shape[1] != channels:
-        hint = "; for grayscale images use x.expand(-1, 3, -1, -1)" if x.shape[1] == 1 else ""
-        hint = (
-            "; channels come second in PyTorch: x.permute(0, 3, 1, 2)"
-            if x.shape[3] == channels
-            else hint
-        )
-        raise ValueError(
-            f"expected a batch of images shaped (N, {channels}, H, W), got {x.shape[1]} channels "
-            f"in a tensor of shape {tuple(x.shape)}{hint}"
-        )
 
 
 def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
@@ -56,8 +27,9 @@ def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
 
     Args:
         model: The network to initialise.
-        zero_init_residual: Set the last BatchNorm weight of every residual block to zero, so that
-            each block starts as the identity (Goyal et al., 2017). Helps large-batch training.
+        zero_init_residual: Call ``zero_init_last()`` on every block that has it (``BasicBlock``
+            and ``Bottleneck``): its last BatchNorm weight becomes zero, so that each block starts
+            as the identity (Goyal et al., 2017). Helps large-batch training.
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -67,10 +39,8 @@ def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
             nn.init.constant_(m.bias, 0)
     if zero_init_residual:
         for m in model.modules():
-            if isinstance(m, Bottleneck):
-                nn.init.constant_(m.bn3.weight, 0)
-            elif isinstance(m, BasicBlock):
-                nn.init.constant_(m.bn2.weight, 0)
+            if hasattr(m, "zero_init_last"):  # each block knows its last BatchNorm
+                m.zero_init_last()
 
 
 class ResNet(nn.Module):
@@ -111,22 +81,7 @@ class ResNet(nn.Module):
         small_input: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(block, type) or not hasattr(block, "expansion"):
-            raise TypeError(
-                f"block must be a block class with an `expansion` attribute, such as BasicBlock "
-                f"or Bottleneck (the class itself, not an instance); got {block!r}"
-            )
-        if (
-            not isinstance(layers, list | tuple)
-            or len(layers) != 4
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in layers)
-        ):
-            raise ValueError(
-                f"layers must be four positive integers, the number of blocks in each stage "
-                f"(e.g. [2, 2, 2, 2] for ResNet-18, [3, 4, 6, 3] for ResNet-34/50); got {layers!r}"
-            )
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        validate.resnet_args(block, layers, num_classes, groups, width_per_group)
 
         self.inplanes = 64  # channels entering the next block; _make_layer keeps it up to date
         self.groups = groups
@@ -147,6 +102,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
         init_weights(self, zero_init_residual)
+        validate.check_every_input(self)  # clear errors for a wrongly shaped or typed batch
 
     def _make_layer(
         self, block: type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int = 1
@@ -184,7 +140,6 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Returns the class scores (logits) for a batch of images."""
-        check_images(x, self.conv1.in_channels)
         x = self.conv1(x)
         x = self.bn1(x)
         x = self.relu(x)
@@ -202,9 +157,18 @@ class ResNet(nn.Module):
 
 
 def _resnet(
-    block: type[BasicBlock | Bottleneck], layers: list[int], weights: Any, **kwargs: Any
+    block: type[BasicBlock | Bottleneck],
+    layers: list[int],
+    weights: Any,
+    weights_enum: str,
+    **kwargs: Any,
 ) -> ResNet:
-    """Builds a ResNet; with ``weights``, loads torchvision's pretrained weights into it."""
+    """Builds a ResNet; with ``weights``, loads torchvision's pretrained weights into it.
+
+    ``weights`` is what torchvision accepts: ``None``, a member of the enum named
+    ``weights_enum`` (e.g. ``ResNet18_Weights.DEFAULT``) or its name (``"DEFAULT"``).
+    """
+    weights = validate.weights(weights, weights_enum, weights_enum.split("_")[0].lower())
     if weights is not None and kwargs.get("num_classes", 1000) != 1000:
         raise ValueError(
             f"pretrained ImageNet weights come with a 1000-class fc layer, but num_classes="
@@ -239,7 +203,8 @@ def resnet18(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> 
 
     Args:
         weights: ``None`` for random initialisation, or torchvision's weights, e.g.
-            ``torchvision.models.ResNet18_Weights.DEFAULT`` (downloaded once, then cached).
+            ``torchvision.models.ResNet18_Weights.DEFAULT`` or its name ``"DEFAULT"``
+            (downloaded once, then cached).
         num_classes: Size of the output.
         **kwargs: Passed to ``ResNet`` (``zero_init_residual``, ``small_input``).
 
@@ -250,7 +215,9 @@ def resnet18(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> 
         - Input: ``(N, 3, H, W)``
         - Output: ``(N, num_classes)``
     """
-    return _resnet(BasicBlock, [2, 2, 2, 2], weights, num_classes=num_classes, **kwargs)
+    return _resnet(
+        BasicBlock, [2, 2, 2, 2], weights, "ResNet18_Weights", num_classes=num_classes, **kwargs
+    )
 
 
 def resnet34(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> ResNet:
@@ -258,7 +225,9 @@ def resnet34(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> 
 
     Args and shapes as in ``resnet18``.
     """
-    return _resnet(BasicBlock, [3, 4, 6, 3], weights, num_classes=num_classes, **kwargs)
+    return _resnet(
+        BasicBlock, [3, 4, 6, 3], weights, "ResNet34_Weights", num_classes=num_classes, **kwargs
+    )
 
 
 def resnet50(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> ResNet:
@@ -266,7 +235,9 @@ def resnet50(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> 
 
     Args and shapes as in ``resnet18``.
     """
-    return _resnet(Bottleneck, [3, 4, 6, 3], weights, num_classes=num_classes, **kwargs)
+    return _resnet(
+        Bottleneck, [3, 4, 6, 3], weights, "ResNet50_Weights", num_classes=num_classes, **kwargs
+    )
 
 
 def resnet101(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> ResNet:
@@ -274,7 +245,9 @@ def resnet101(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) ->
 
     Args and shapes as in ``resnet18``.
     """
-    return _resnet(Bottleneck, [3, 4, 23, 3], weights, num_classes=num_classes, **kwargs)
+    return _resnet(
+        Bottleneck, [3, 4, 23, 3], weights, "ResNet101_Weights", num_classes=num_classes, **kwargs
+    )
 
 
 def resnet152(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) -> ResNet:
@@ -282,4 +255,6 @@ def resnet152(*, weights: Any = None, num_classes: int = 1000, **kwargs: Any) ->
 
     Args and shapes as in ``resnet18``.
     """
-    return _resnet(Bottleneck, [3, 8, 36, 3], weights, num_classes=num_classes, **kwargs)
+    return _resnet(
+        Bottleneck, [3, 8, 36, 3], weights, "ResNet152_Weights", num_classes=num_classes, **kwargs
+    )

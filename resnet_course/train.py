@@ -32,7 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .data import DeviceLoader, ImageData, dataset_setting
+from . import checkpoint as ckpt
+from . import validate
+from .data import DeviceLoader, ImageData, dataset_setting, normalize
 
 PROFILES = ("smoke", "default")
 
@@ -324,6 +326,20 @@ def _amp_dtype(device: torch.device) -> torch.dtype | None:
 
 
 @torch.no_grad()
+def _check_outputs(model: nn.Module, data: ImageData, device: torch.device) -> None:
+    """Runs ``model`` on two images: it must give one score per class of ``data``.
+
+    In eval mode and without gradients, so it changes nothing (not even BatchNorm's statistics);
+    done before training, so a missing ``num_classes`` fails at once, not after an epoch.
+    """
+    was_training = model.training
+    x = normalize(data.train_images[:2].to(device), data.mean, data.std)
+    logits = model.eval()(x.contiguous(memory_format=torch.channels_last))
+    model.train(was_training)
+    validate.outputs(logits, len(data.classes), len(x))
+
+
+@torch.no_grad()
 def _evaluate(model: nn.Module, loader: DeviceLoader, num_classes: int) -> Evaluation:
     """Runs ``model`` in eval mode over every batch of ``loader``."""
     model.eval()
@@ -364,12 +380,20 @@ def evaluate(
 
     Returns:
         Loss, accuracy, confusion matrix and predictions.
+
+    Raises:
+        ValueError: For a bad argument, an empty split, or a model whose number of outputs is
+            not the number of classes (checked on two images before the split is run).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    validate.positive_int("batch_size", batch_size, " (images per forward pass)")
+    images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+    if len(labels) == 0:
+        raise ValueError(f"the {split} split of {data!r} is empty: there is nothing to evaluate")
     device = torch.device(device) if device is not None else default_device()
     model.to(device, memory_format=torch.channels_last)
-    images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+    _check_outputs(model, data, device)
     loader = DeviceLoader(images, labels, batch_size, data.mean, data.std, device, augment=False)
     return _evaluate(model, loader, len(data.classes))
 
@@ -379,67 +403,11 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Saves ``state`` with ``torch.save`` atomically: a crash mid-write leaves the old file whole.
-
-    Args:
-        path: The checkpoint file.
-        state: What to save (tensors, numbers, strings, lists and dicts of them).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
-
-
-def _check_settings(path: str | os.PathLike, saved: dict, now: dict) -> None:
-    """Raises a ``ValueError`` listing what differs unless a checkpoint's settings are ``now``."""
-    changed = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
-    if changed:
-        raise ValueError(
-            f"checkpoint {path} was saved by a run with other settings (saved, now): {changed}; "
-            f"delete it or pass another checkpoint path"
-        )
-
-
 def _show_progress(progress: bool | None) -> bool:
     """Progress bars unless turned off by the argument or ``RESNET_COURSE_PROGRESS=0``."""
     if progress is not None:
         return progress
     return os.environ.get("RESNET_COURSE_PROGRESS", "1") != "0"
-
-
-def _train_epoch(
-    model: nn.Module,
-    loader: DeviceLoader,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    first_step: int,
-    lr_at: Callable[[int], float],
-    label_smoothing: float,
-    bar: tqdm,
-) -> tuple[Tensor, Tensor]:
-    """One pass over ``loader``; returns every step's loss and the number of correct predictions."""
-    model.train()
-    dtype = _amp_dtype(loader.device)
-    losses, correct = [], torch.zeros((), dtype=torch.long, device=loader.device)
-    for i, (x, y) in enumerate(loader):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(first_step + i)
-        with torch.autocast(loader.device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # the scaler does nothing unless training in fp16
-        scaler.step(optimizer)
-        scaler.update()
-        losses.append(loss.detach())  # kept on the device: .item() would wait for the GPU
-        correct += (logits.argmax(1) == y).sum()
-        bar.update()
-        if i % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    return torch.stack(losses).float().cpu(), correct.cpu()
 
 
 def _make_optimizer(
@@ -453,6 +421,68 @@ def _make_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}")
+
+
+def _check_finite(
+    losses: list[Tensor], start: int, first_step: int, lr_at: Callable[[int], float]
+) -> None:
+    """Raises a ``FloatingPointError`` at the first non-finite loss in ``losses[start:]``.
+
+    One check for many steps (called every ``_CHECK_EVERY`` steps): each check waits for the GPU.
+    """
+    finite = torch.isfinite(torch.stack(losses[start:]))
+    if bool(finite.all()):
+        return
+    i = start + int((~finite).int().argmax())  # the first bad step of the epoch
+    step = first_step + i
+    raise FloatingPointError(
+        f"the training loss became {losses[i].item()} at step {step + 1} (step {i + 1} of this "
+        f"epoch), where the learning rate was {lr_at(step):.4g}: training diverged. Try a lower "
+        f"lr (e.g. half of it) or a longer warm-up (e.g. warmup=0.3); check that the images are "
+        f"normalised. A checkpoint keeps its last good epoch"
+    )
+
+
+_CHECK_EVERY = 20  # steps between checks for a NaN or infinite loss (and progress bar updates)
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: DeviceLoader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    first_step: int,
+    lr_at: Callable[[int], float],
+    label_smoothing: float,
+    bar: tqdm,
+) -> tuple[Tensor, Tensor]:
+    """One pass over ``loader``; returns every step's loss and the number of correct predictions.
+
+    Raises:
+        FloatingPointError: At the first NaN or infinite loss, naming its step and learning rate.
+    """
+    model.train()
+    dtype = _amp_dtype(loader.device)
+    losses, correct, checked = [], torch.zeros((), dtype=torch.long, device=loader.device), 0
+    for i, (x, y) in enumerate(loader):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(first_step + i)
+        with torch.autocast(loader.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()  # the scaler does nothing unless training in fp16
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(loss.detach())  # kept on the device: .item() would wait for the GPU
+        correct += (logits.argmax(1) == y).sum()
+        bar.update()
+        if i % _CHECK_EVERY == 0:
+            _check_finite(losses, checked, first_step, lr_at)
+            checked = len(losses)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    _check_finite(losses, checked, first_step, lr_at)
+    return torch.stack(losses).float().cpu(), correct.cpu()
 
 
 def fit(
@@ -481,13 +511,18 @@ def fit(
     kept channels-last (faster convolutions). On CUDA the forward pass runs in mixed precision
     (bf16, or fp16 with loss scaling on GPUs older than Ampere); never on a CPU or MPS.
 
+    Every argument, the model's number of outputs and the checkpoint's folder are checked before
+    training starts. Training stops with an error at the first NaN or infinite loss.
+
     Prints one line before training (model, data, device) and one summary line per epoch;
     shows a progress bar during each epoch unless ``progress`` or ``RESNET_COURSE_PROGRESS=0``
     turns it off.
 
     With ``checkpoint``, the run is saved after every epoch, and a call that finds the file
     resumes from it (a finished run returns at once). On a CPU a resumed run ends with exactly
-    the weights of an uninterrupted one. The file must come from a call with the same settings.
+    the weights of an uninterrupted one. A file saved by another run (another architecture,
+    dataset or setting), a damaged file or one that is not a checkpoint of ``fit`` is refused
+    (see :mod:`resnet_course.checkpoint`).
 
     Args:
         model: The network, trained in place (and moved to ``device``).
@@ -514,21 +549,13 @@ def fit(
 
     Returns:
         The history of the run (from epoch 1, when resumed).
+
+    Raises:
+        ValueError: For a bad argument, or a model whose number of outputs is not the number of
+            classes (a :class:`~resnet_course.checkpoint.CheckpointError` for a refused file).
+        OSError: If the checkpoint's folder cannot be written to.
+        FloatingPointError: At the first NaN or infinite training loss.
     """
-    device = torch.device(device) if device is not None else default_device()
-    model.to(device, memory_format=torch.channels_last)
-    train_loader = DeviceLoader(
-        data.train_images, data.train_labels, batch_size, data.mean, data.std, device, True, seed
-    )
-    test_loader = DeviceLoader(
-        data.test_images, data.test_labels, 500, data.mean, data.std, device, augment=False
-    )
-    optimizer_name, optimizer = (
-        optimizer,
-        _make_optimizer(optimizer, model, lr, momentum, weight_decay),
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=_amp_dtype(device) == torch.float16)
-    steps = len(train_loader)
     settings = dict(
         epochs=epochs,
         batch_size=batch_size,
@@ -538,25 +565,37 @@ def fit(
         schedule=schedule,
         warmup=warmup,
         label_smoothing=label_smoothing,
-        optimizer=optimizer_name,
+        optimizer=optimizer,
         seed=seed,
-        device=device.type,
-        data=repr(data),
     )
-    history = History(device=describe_device(device))
+    validate.fit_args(
+        **settings, train_size=len(data.train_labels), test_size=len(data.test_labels)
+    )
+    device = torch.device(device) if device is not None else default_device()
+    settings["device"] = device.type
+    model.to(device, memory_format=torch.channels_last)
+    _check_outputs(model, data, device)
+    if checkpoint is not None:
+        ckpt.check_writable(checkpoint)
 
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        _check_settings(checkpoint, state["settings"], settings)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        train_loader.generator.set_state(state["generator"])  # the same batches as unbroken
-        history = History(**state["history"])
+    train_loader = DeviceLoader(
+        data.train_images, data.train_labels, batch_size, data.mean, data.std, device, True, seed
+    )
+    test_loader = DeviceLoader(
+        data.test_images, data.test_labels, 500, data.mean, data.std, device, augment=False
+    )
+    opt = _make_optimizer(optimizer, model, lr, momentum, weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=_amp_dtype(device) == torch.float16)
+    steps = len(train_loader)
+    history = History(device=describe_device(device))
+    if checkpoint is not None:
+        run = dict(
+            model=ckpt.model_identity(model), data=ckpt.data_identity(data), settings=settings
+        )
+        history = _resume(checkpoint, run, model, opt, scaler, train_loader) or history
         if len(history.epoch) == epochs:
             print(f"Loaded the finished run from {checkpoint}: nothing left to train")
             return history
-        print(f"Resuming from {checkpoint} after epoch {len(history.epoch)} of {epochs}")
 
     print(
         f"Training {type(model).__name__} on {data!r} for {epochs} epoch{'s' * (epochs != 1)} "
@@ -575,7 +614,7 @@ def fit(
             step_loss, correct = _train_epoch(
                 model,
                 train_loader,
-                optimizer,
+                opt,
                 scaler,
                 epoch * steps,
                 lambda s: learning_rate(s, epochs * steps, lr, schedule, warmup),
@@ -590,27 +629,65 @@ def fit(
         history.train_acc.append(correct.item() / (steps * batch_size))
         history.test_loss.append(result.loss)
         history.test_acc.append(result.accuracy)
-        history.lr.append(optimizer.param_groups[0]["lr"])
+        history.lr.append(opt.param_groups[0]["lr"])
         history.seconds.append(time.perf_counter() - start)
         history.images_per_s.append(steps * batch_size / train_seconds)
         history.step_loss.extend(step_loss.tolist())
         if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "settings": settings,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "generator": train_loader.generator.get_state(),
-                    "history": asdict(history),
-                },
-            )
+            _save(checkpoint, run, model, opt, scaler, train_loader, history)
         print(
             f"epoch {epoch + 1}/{epochs}: train loss {history.train_loss[-1]:.3f} "
             f"acc {history.train_acc[-1]:.1%} | test loss {result.loss:.3f} "
             f"acc {result.accuracy:.1%} | lr {history.lr[-1]:.4f} | "
             f"{history.seconds[-1]:.0f} s, {history.images_per_s[-1]:.0f} img/s"
+        )
+    return history
+
+
+def _save(
+    path: str | os.PathLike,
+    run: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loader: DeviceLoader,
+    history: History,
+) -> None:
+    """Saves everything that resuming needs, with what identifies the run (see ``checkpoint``)."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "generator": loader.generator.get_state(),  # the next epoch's batches, crops and flips
+        "history": asdict(history),
+    }
+    ckpt.save(path, run, state)
+
+
+def _resume(
+    path: str | os.PathLike,
+    run: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loader: DeviceLoader,
+) -> History | None:
+    """Loads a checkpoint of this run into the objects, if the file exists; returns its history.
+
+    Raises:
+        CheckpointError: If the file is unreadable, corrupt, or another run's.
+    """
+    if not Path(path).exists():
+        return None
+    state = ckpt.load(path, run)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    loader.generator.set_state(state["generator"])  # the same batches as an unbroken run
+    history = History(**state["history"])
+    if len(history.epoch) < run["settings"]["epochs"]:
+        print(
+            f"Resuming from {path} after epoch {len(history.epoch)} of {run['settings']['epochs']}"
         )
     return history
 

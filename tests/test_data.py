@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import CIFAR10
+from torchvision.datasets import CIFAR10, FashionMNIST
 
 from resnet_course import data as rd
 
@@ -206,6 +206,12 @@ def idx_bytes(t: torch.Tensor) -> bytes:
     return header + t.numpy().tobytes()
 
 
+@pytest.fixture
+def no_fashion_checksums(monkeypatch):
+    """Tiny archives cannot match the real ones' MD5s: drop the checksums."""
+    monkeypatch.setattr(FashionMNIST, "resources", [(f, None) for f, _ in FashionMNIST.resources])
+
+
 def write_fashion_mnist(root: Path, n_train: int = 6, n_test: int = 4) -> Path:
     folder = root / "FashionMNIST" / "raw"
     folder.mkdir(parents=True)
@@ -219,7 +225,7 @@ def write_fashion_mnist(root: Path, n_train: int = 6, n_test: int = 4) -> Path:
     return folder
 
 
-def test_fashion_mnist_from_disk(tmp_path):
+def test_fashion_mnist_from_disk(tmp_path, no_fashion_checksums):
     write_fashion_mnist(tmp_path)
     d = rd.load_dataset("fashion_mnist", root=tmp_path)
     assert d.name == "fashion_mnist" and d.classes[0] == "T-shirt/top" and len(d.classes) == 10
@@ -239,11 +245,33 @@ def test_fashion_mnist_missing(tmp_path):
     assert str(tmp_path / "FashionMNIST" / "raw") in message and "download" in message
 
 
-def test_fashion_mnist_truncated(tmp_path):
+def test_fashion_mnist_truncated(tmp_path, no_fashion_checksums):
     folder = write_fashion_mnist(tmp_path)
     whole = (folder / "train-images-idx3-ubyte").read_bytes()
     (folder / "train-images-idx3-ubyte").write_bytes(whole[:-100])
     with pytest.raises(RuntimeError, match="corrupt or truncated"):
+        rd.load_dataset("fashion_mnist", root=tmp_path)
+
+
+def test_fashion_mnist_archive_checksum(tmp_path):
+    write_fashion_mnist(tmp_path)  # real checksums: the tiny archives do not match them
+    with pytest.raises(RuntimeError, match="corrupt or truncated.*wrong checksum: train-images"):
+        rd.load_dataset("fashion_mnist", root=tmp_path)
+
+
+def test_fashion_mnist_random_bytes_of_the_right_length(tmp_path, no_fashion_checksums):
+    folder = write_fashion_mnist(tmp_path)
+    path = folder / "train-images-idx3-ubyte"
+    path.write_bytes(torch.randint(0, 256, (path.stat().st_size,), dtype=torch.uint8).numpy())
+    with pytest.raises(RuntimeError, match="corrupt or truncated.*wrong IDX header.*Delete"):
+        rd.load_dataset("fashion_mnist", root=tmp_path)
+
+
+def test_fashion_mnist_labels_out_of_range(tmp_path, no_fashion_checksums):
+    folder = write_fashion_mnist(tmp_path)
+    labels = torch.tensor([0, 1, 255, 3], dtype=torch.uint8)
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    with pytest.raises(RuntimeError, match="corrupt or truncated.*labels from 0 to 255"):
         rd.load_dataset("fashion_mnist", root=tmp_path)
 
 

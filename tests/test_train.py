@@ -197,11 +197,11 @@ def test_fit_with_adamw(tiny_data, tmp_path):
         progress=False,
         checkpoint=path,
     )
-    state = torch.load(path, weights_only=True)
-    assert state["settings"]["optimizer"] == "adamw"
-    group = state["optimizer"]["param_groups"][0]
+    saved = torch.load(path, weights_only=True)
+    assert saved["run"]["settings"]["optimizer"] == "adamw"
+    group = saved["state"]["optimizer"]["param_groups"][0]
     assert group["betas"] == (0.9, 0.999) and group["weight_decay"] == 0.05
-    assert "exp_avg_sq" in state["optimizer"]["state"][0]  # Adam's moments, not SGD's momentum
+    assert "exp_avg_sq" in saved["state"]["optimizer"]["state"][0]  # Adam's moments
     # the same warmup + cosine schedule as SGD: 3 steps, no warmup, lr at step 2 of 3
     assert history.lr == [pytest.approx(rt.learning_rate(2, 3, 2e-3, "cosine", warmup=0))]
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
@@ -314,7 +314,7 @@ def test_checkpoint_with_other_settings(tiny_data, tmp_path):
 
 def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    rt.save_checkpoint(path, {"step": 1})
+    rc.checkpoint.save_checkpoint(path, {"step": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
 
     def crash(obj, f, *args, **kwargs):  # writes half a file, then dies
@@ -323,7 +323,7 @@ def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        rt.save_checkpoint(path, {"step": 2})
+        rc.checkpoint.save_checkpoint(path, {"step": 2})
     assert torch.load(path, weights_only=True) == {"step": 1}  # the old file is whole
 
 
