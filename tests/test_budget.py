@@ -20,7 +20,11 @@ def test_default_is_sized_to_the_device(monkeypatch):
     monkeypatch.delenv("RESNET_COURSE_BUDGET_DEVICE", raising=False)
     b = rt.budget("cpu")
     assert (b.profile, b.device, b.train_size, b.epochs, b.batch_size) == (
-        "default", "cpu", 25_000, 2, 128
+        "default",
+        "cpu",
+        25_000,
+        2,
+        128,
     )
     assert rt.budget("cuda").epochs > rt.budget("mps").epochs > b.epochs
 
