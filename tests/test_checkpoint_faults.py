@@ -68,7 +68,9 @@ def stop():
 
 
 def resume_is_exact(data, path, whole):
-    model = build(seed=123)  # another initialisation: resuming must overwrite it
+    # With a checkpoint, start from another initialisation: resuming must overwrite it. Without
+    # one (interrupted before the first save), the run starts over, from the same initialisation.
+    model = build(seed=123 if path.exists() else 0)
     run(model, data, path)
     for key, value in model.state_dict().items():
         assert torch.equal(value, whole[key]), key
