@@ -430,6 +430,8 @@ def _check_finite(
 
     One check for many steps (called every ``_CHECK_EVERY`` steps): each check waits for the GPU.
     """
+    if len(losses) <= start:  # nothing new since the last check
+        return
     finite = torch.isfinite(torch.stack(losses[start:]))
     if bool(finite.all()):
         return

@@ -118,8 +118,10 @@ def test_printed_output_is_one_box_per_cell(html):
     for path in NOTEBOOKS:
         soup = BeautifulSoup((html / "notebooks" / f"{path.stem}.html").read_text(), "html.parser")
         for output in soup.select(".cell_output"):
-            streams = [k for k in output.find_all(recursive=False) if "stream" in k["class"]]
-            kinds = [("stderr" in k["class"]) for k in streams]
+            streams = [
+                k for k in output.find_all(recursive=False) if "stream" in k.get("class", [])
+            ]
+            kinds = [("stderr" in k.get("class", [])) for k in streams]
             assert len(kinds) == len(set(kinds)), f"{path.name}: one cell's print in several boxes"
 
 
