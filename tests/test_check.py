@@ -24,15 +24,6 @@ from resnet_course.check import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: small forward passes run faster without OpenMP's overhead on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def assert_fails(report: Report, *keywords: str) -> None:
     """The report failed and its problems mention every keyword (case-insensitive)."""
     text = " ".join(report.problems).lower()

@@ -14,14 +14,6 @@ from resnet_course import checkpoint as ck
 EPOCHS, STEPS = 3, 2  # 32 images, batches of 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     return rc.make_shapes10(train_size=32, test_size=8, image_size=16)

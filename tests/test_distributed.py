@@ -50,14 +50,6 @@ d.cli()
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def no_torchrun_env(monkeypatch):
     """Tests run as one process, not under torchrun, unless they say otherwise."""
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
@@ -91,7 +83,6 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 def one_process(tmp_path_factory):
     """The reference: the same command as one process, in this process."""
     path = tmp_path_factory.mktemp("one") / "run.pt"
-    torch.set_num_threads(1)
     d.main(GROUP + ["--checkpoint", str(path)])
     return torch.load(path, map_location="cpu", weights_only=True)
 

@@ -12,15 +12,6 @@ from resnet_course import train as rt
 from resnet_course.data import make_shapes10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train as fast on one thread, and then a busy machine cannot stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_data():
     return make_shapes10(train_size=96, test_size=40, image_size=16)
