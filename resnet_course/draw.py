@@ -319,8 +319,12 @@ def draw_graph(
 
     bw, sw = needed(True), needed(False)
     row_h, side, col_w = 2 * bh + 0.16, bw + 0.25 + sw, 2 * bw + 0.6 + 2 * sw
+    # Identity shortcuts run in a lane of their own, between the main path and the projections,
+    # and leave and enter a little off the centre, so that no line is shared with a projection's.
+    lane, dy = bw + 0.125, 0.4 * bh
     if all(main for _, _, main in place.values()):  # no projection: a narrow shortcut lane
         side, col_w = bw + 0.3, 2 * bw + (0.65 if _has_skips(graph, place) else 0.35)
+        lane, dy = side, 0.0
     columns = 1 + max(c for c, _, _ in place.values())
     rows = 1 + max(r for _, r, _ in place.values())
     x0, top = bw + 0.3, bh + 0.25
@@ -368,7 +372,7 @@ def draw_graph(
     for a, b in graph.edges:
         ax.add_patch(
             FancyArrowPatch(
-                path=_route(place, centre, a, b, bw, bh, row_h, side, top),
+                path=_route(place, centre, a, b, bw, bh, row_h, side, top, lane, dy),
                 arrowstyle="-|>",
                 mutation_scale=7,
                 lw=0.9,
@@ -432,8 +436,15 @@ def _has_skips(graph: Graph, place: dict[str, tuple[int, float, bool]]) -> bool:
     return any(place[a][0] == place[b][0] and place[b][1] - place[a][1] > 1 for a, b in graph.edges)
 
 
-def _route(place, centre, a: str, b: str, bw: float, bh: float, row_h, side, top) -> Path:
-    """The path of the arrow from node ``a`` to node ``b`` (see ``draw_graph``)."""
+def _route(
+    place, centre, a: str, b: str, bw: float, bh: float, row_h, side, top, lane=None, dy=0.0
+) -> Path:
+    """The path of the arrow from node ``a`` to node ``b`` (see ``draw_graph``).
+
+    Projections sit ``side`` to the right of the main path; identity shortcuts run at ``lane``
+    (``side`` by default), leaving ``dy`` below a node's centre and entering ``dy`` above it.
+    """
+    lane = side if lane is None else lane
     (ca, _, main_a), (cb, _, main_b) = place[a], place[b]
     (xa, ya), (xb, yb) = centre(a), centre(b)
     if ca != cb:  # down, right into the gap, up to the top, then into b from above or the side
@@ -441,13 +452,18 @@ def _route(place, centre, a: str, b: str, bw: float, bh: float, row_h, side, top
         low, high = ya - bh - (row_h - 2 * bh) / 2, top - 0.12
         vertices = [(xa, ya - bh), (xa, low), (gap, low), (gap, high)]
         if main_b and place[b][1] > 0:  # a shortcut: down the lane beside the main path
-            vertices += [(xb + side, high), (xb + side, yb), (xb + bw, yb)]
+            vertices += [(xb + lane, high), (xb + lane, yb + dy), (xb + bw, yb + dy)]
         else:
             vertices += [(xb, high), (xb, yb + bh)]
     elif main_a and main_b and place[b][1] - place[a][1] <= 1:  # the next layer down
         vertices = [(xa, ya - bh), (xb, yb + bh)]
     elif main_a and main_b:  # an identity shortcut, in the lane beside the main path
-        vertices = [(xa + bw, ya), (xa + side, ya), (xa + side, yb), (xb + bw, yb)]
+        vertices = [
+            (xa + bw, ya - dy),
+            (xa + lane, ya - dy),
+            (xa + lane, yb + dy),
+            (xb + bw, yb + dy),
+        ]
     elif main_a:  # into a projection beside the main path
         vertices = [(xa + bw, ya), (xb, ya), (xb, yb + bh)]
     elif main_b:  # out of a projection, into the addition

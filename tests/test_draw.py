@@ -169,3 +169,24 @@ def test_draw_network_leaves_the_model_as_it_was():
     assert model.training and next(model.parameters()).device == torch.device("cpu")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     matplotlib.pyplot.close(fig)
+
+
+def test_identity_shortcuts_share_no_line_with_projections():
+    """A reader must not see a projection's output run on into the next block's addition."""
+    graph = fuse(trace(resnet18(), (3, 224, 224)))
+    fig = draw_graph(graph, breaks=("layer3",))
+    _, arrows = _boxes_and_arrows(fig)
+    side = {n.name for n in graph.nodes if n.kind == "conv" and "1x1" in n.label[0]}
+    adds = {n.name for n in graph.of_kind("add")}
+    projection_x = {
+        round(v[0], 3)
+        for gid, arrow in arrows.items()
+        if gid.split("->")[0] in side
+        for v in arrow.get_path().vertices[:-1]
+    }
+    for gid, arrow in arrows.items():
+        a, b = gid.split("->")
+        if a in adds and b in adds:  # an identity shortcut from one block's output to the next
+            lane = {round(v[0], 3) for v in arrow.get_path().vertices[1:3]}
+            assert not lane & projection_x, f"{gid} runs in a projection's lane"
+    matplotlib.pyplot.close(fig)
