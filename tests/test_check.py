@@ -591,7 +591,7 @@ def test_a_checker_limit_is_a_note_not_a_problem(monkeypatch: pytest.MonkeyPatch
     def broken(*args: object) -> dict:
         raise KeyError("simulated")
 
-    monkeypatch.setattr("resnet_course.check._op_info", broken)
+    monkeypatch.setattr("resnet_course.check.record._op_info", broken)
     report = check_model(rc.resnet20(), "resnet20")
     assert report.passed, str(report)
     assert "could not follow every operation" in " ".join(report.notes)
