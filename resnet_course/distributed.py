@@ -1,5 +1,8 @@
 """The command-line trainer, on one process or many: ``python -m resnet_course``.
 
+Tools tier: no notebook copies or imports it (the README shows how to run it), so it is free to
+change (the tests say what must hold).
+
 The same command trains on one device or, launched by ``torchrun``, on several processes, one per
 GPU (or CPU process), on one machine or several::
 
