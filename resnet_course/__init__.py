@@ -2,13 +2,14 @@
 
 Two tiers. The reference tier, ``layers``, ``blocks``, ``resnet`` and ``cifar``, is what the
 notebooks teach and copy into their export cells: after editing it, run ``make sync``. The tools
-tier, ``check``, ``data``, ``shapes10``, ``train`` and ``plots``, serves the course; the notebooks
-import it, never copy it, so it is free to change. Dependencies point one way: tools onto reference.
-The tools tier also holds ``validate`` (argument and input checks), ``checkpoint``, ``measure``,
-``draw`` and ``distributed``.
+tier serves the course; the notebooks import it, never copy it, so it is free to change:
+``check`` (grading a learner's model), ``data`` and ``shapes10`` (datasets), ``train``,
+``checkpoint``, ``validate`` (argument and input checks), ``measure``, ``draw``, ``plots``,
+``settings`` (the environment variables) and ``distributed``. Dependencies point one way: tools
+onto reference.
 """
 
-from . import checkpoint, data, distributed, draw, measure, train, validate
+from . import checkpoint, data, distributed, draw, measure, settings, train, validate
 from .blocks import BasicBlock, Bottleneck
 from .check import Report, check_block, check_conv_helpers, check_make_layer, check_model
 from .cifar import (
@@ -92,6 +93,7 @@ __all__ = [
     "plain110",
     "profile",
     "results_file",
+    "settings",
     "resnet18",
     "resnet20",
     "resnet32",

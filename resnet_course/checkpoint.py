@@ -1,5 +1,8 @@
 """Checkpoints of ``fit``: saved after every epoch, and refused unless they belong to the run.
 
+Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
+say what must hold).
+
 A checkpoint is a ``torch.save`` file holding a dict:
 
 - ``"format"``: :data:`FORMAT`, so that any other file is recognised as not a checkpoint of fit;

@@ -13,7 +13,7 @@ Three datasets share one structure, :class:`ImageData`:
   Download either once (online) with :func:`download_dataset`; nothing is ever downloaded
   unless asked.
 
-Settings (environment variables):
+Settings (environment variables, read by :mod:`resnet_course.settings`):
 
 - ``RESNET_COURSE_DATASET``: which dataset :func:`load_dataset` loads when given no name:
   ``shapes10`` (default), ``cifar10`` or ``fashion_mnist``.
@@ -33,9 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import settings
+from .settings import DATASETS
 from .shapes10 import SHAPES10_CLASSES, render_split
 
-DATASETS = ("shapes10", "cifar10", "fashion_mnist")
+dataset_setting = settings.dataset  # its name before settings.py: `data.dataset_setting()`
 
 
 @dataclass(repr=False)
@@ -147,26 +149,8 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         The folder, as an absolute path (it may not exist yet).
     """
     if root is None:
-        root = os.environ.get("RESNET_COURSE_DATA") or Path.home() / ".cache" / "resnet_course"
+        root = settings.data_folder()
     return Path(root).expanduser().resolve()
-
-
-def dataset_setting() -> str:
-    """The dataset notebooks train on: ``$RESNET_COURSE_DATASET``, ``"shapes10"`` when not set.
-
-    Returns:
-        One of ``DATASETS``.
-
-    Raises:
-        ValueError: If the variable names no known dataset.
-    """
-    name = os.environ.get("RESNET_COURSE_DATASET", "shapes10")
-    if name not in DATASETS:
-        raise ValueError(
-            f"RESNET_COURSE_DATASET={name!r} is not a dataset this course knows; "
-            f"use one of {DATASETS}"
-        )
-    return name
 
 
 def _missing_error(name: str, folder: Path, missing: list[str]) -> FileNotFoundError:
@@ -361,7 +345,7 @@ def load_dataset(
 
     Args:
         name: ``"shapes10"``, ``"cifar10"`` or ``"fashion_mnist"``; ``None`` means the
-            ``RESNET_COURSE_DATASET`` setting (see :func:`dataset_setting`).
+            ``RESNET_COURSE_DATASET`` setting (see :func:`resnet_course.settings.dataset`).
         train_size: Number of training images; ``None`` means all (50,000 for Shapes-10; 50,000
             for CIFAR-10; 60,000 for Fashion-MNIST). Real datasets keep their first images.
         test_size: Number of test images; ``None`` means all (10,000 for each dataset).
@@ -378,7 +362,7 @@ def load_dataset(
     Shape:
         - images: ``(N, 3, image_size, image_size)``, uint8; labels: ``(N,)``, int64
     """
-    name = dataset_setting() if name is None else name
+    name = settings.dataset() if name is None else name
     if name == "shapes10":
         train_size = 50_000 if train_size is None else train_size
         test_size = 10_000 if test_size is None else test_size

@@ -1,5 +1,8 @@
 """The command-line trainer, on one process or many: ``python -m resnet_course``.
 
+Tools tier: no notebook copies or imports it (the README shows how to run it), so it is free to
+change (the tests say what must hold).
+
 The same command trains on one device or, launched by ``torchrun``, on several processes, one per
 GPU (or CPU process), on one machine or several::
 
@@ -44,6 +47,7 @@ from tqdm.auto import tqdm
 from . import cifar, resnet
 from .checkpoint import save_checkpoint
 from .data import DATASETS, DeviceLoader, ImageData, load_dataset
+from .settings import progress as progress_bars
 from .train import History, _amp_dtype, default_device, describe_device, learning_rate
 
 ARCHS = {
@@ -811,7 +815,7 @@ def train(
         f"lr {args.lr:g} x {b}/{args.reference_batch} = {lr:g}, on {describe_device(device)}"
         f"{f' (backend {dist.get_backend()})' if dist.is_initialized() else ''}",
     )
-    show = processes.rank == 0 and os.environ.get("RESNET_COURSE_PROGRESS", "1") != "0"
+    show = processes.rank == 0 and progress_bars()
     total = args.epochs * data.steps
     warmup = args.warmup_epochs / args.epochs
     for epoch in range(len(history.epoch), args.epochs):

@@ -1,5 +1,8 @@
 """Pictures of blocks and networks, drawn from the modules themselves.
 
+Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
+say what must hold).
+
 ``trace`` runs ``torch.fx`` on a module and records every layer it calls, with the shape of its
 output and the layers it reads from; ``draw_graph`` draws that graph with matplotlib: the longest
 path from input to output runs down a column, and the shortcuts run beside it. Because the

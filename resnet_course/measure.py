@@ -1,5 +1,8 @@
 """Measuring networks: parameters, multiply-adds, and proof that two modules compute the same.
 
+Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
+say what must hold).
+
 Chapter 1 counts parameters, chapter 3 counts multiply-adds with forward hooks, and chapter 2
 proves two blocks equal; each chapter writes its helper once, and the later chapters import the
 one version here.

@@ -1,8 +1,5 @@
 """The Shapes-10 renderer: draws the course's offline dataset, all images of a batch at once.
 
-Tools tier: the notebooks import it but never copy it, so it is free to change (the tests
-say what must hold).
-
 Each shape is a signed distance function (SDF): for every pixel, the distance to the shape's
 outline, negative inside and positive outside, in the shape's own unit frame (radius about 1).
 Painting a shape is then one comparison per pixel, for a whole batch at once, with no drawing

@@ -7,7 +7,7 @@ The loop is the textbook one (SGD with Nesterov momentum and weight decay, cross
 a learning rate set every step), with batches made on the device by
 :class:`~resnet_course.data.DeviceLoader`. It runs on CUDA, Apple's MPS or the CPU.
 
-Settings (environment variables):
+Settings (environment variables, read by :mod:`resnet_course.settings`):
 
 - ``RESNET_COURSE_PROFILE``: how much every notebook trains, see :func:`budget`. ``default``
   (when not set) is sized to the device: a few minutes per notebook on a laptop CPU, more on a
@@ -33,10 +33,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from . import validate
-from .data import DeviceLoader, ImageData, dataset_setting, normalize
+from . import settings, validate
+from .data import DeviceLoader, ImageData, normalize
 
-PROFILES = ("smoke", "default")
+profile = settings.profile  # its name before settings.py: `rc.profile()`, `train.profile()`
 
 Schedule = Literal["cosine", "step"]
 OptimizerName = Literal["sgd", "adamw"]
@@ -45,24 +45,6 @@ OptimizerName = Literal["sgd", "adamw"]
 # ---------------------------------------------------------------------------------------------
 # Settings: the profile, the device, and the budget that follows from both.
 # ---------------------------------------------------------------------------------------------
-
-
-def profile() -> str:
-    """The compute profile: ``$RESNET_COURSE_PROFILE``, ``"default"`` when not set.
-
-    Returns:
-        ``"smoke"`` (seconds of training, for tests) or ``"default"`` (sized to the device).
-
-    Raises:
-        ValueError: If the variable holds anything else.
-    """
-    name = os.environ.get("RESNET_COURSE_PROFILE", "default")
-    if name not in PROFILES:
-        raise ValueError(
-            f"RESNET_COURSE_PROFILE={name!r} is not a profile; use 'default' (a few minutes per "
-            f"notebook on a CPU, more on a GPU) or 'smoke' (seconds, for tests)"
-        )
-    return name
 
 
 def results_file(name: str, folder: str | os.PathLike = "../results") -> Path:
@@ -79,9 +61,9 @@ def results_file(name: str, folder: str | os.PathLike = "../results") -> Path:
     Returns:
         The path to write (its folder exists).
     """
-    dataset = dataset_setting()
+    dataset = settings.dataset()
     stem = name if dataset == "shapes10" else f"{name}_{dataset}"
-    if profile() == "smoke":
+    if settings.profile() == "smoke":
         folder = Path(tempfile.gettempdir()) / "resnet_course_smoke"
     path = Path(folder) / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,9 +182,9 @@ def budget(device: str | torch.device | None = None) -> Budget:
     Raises:
         ValueError: For a device type (or ``$RESNET_COURSE_BUDGET_DEVICE``) with no budget.
     """
-    name = profile()
+    name = settings.profile()
     kind = (torch.device(device) if device is not None else default_device()).type
-    kind = os.environ.get("RESNET_COURSE_BUDGET_DEVICE") or kind
+    kind = settings.budget_device() or kind
     if (name, kind) not in _BUDGETS:
         raise ValueError(
             f"no budget for device type {kind!r}; use 'cuda', 'mps' or 'cpu' (from the device, "
@@ -407,7 +389,7 @@ def _show_progress(progress: bool | None) -> bool:
     """Progress bars unless turned off by the argument or ``RESNET_COURSE_PROGRESS=0``."""
     if progress is not None:
         return progress
-    return os.environ.get("RESNET_COURSE_PROGRESS", "1") != "0"
+    return settings.progress()
 
 
 def _make_optimizer(

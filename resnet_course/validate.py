@@ -1,5 +1,8 @@
 """Every check of arguments and inputs, in one place, so that the model files read like the paper.
 
+Tools tier: the notebooks never copy it, so it is free to change; only the names the reference
+tier calls must stay, since the notebooks' export cells call them too.
+
 The reference tier (``layers``, ``blocks``, ``resnet``, ``cifar``) calls these in one line each:
 ``ResNet.__init__`` starts with :func:`resnet_args` and ends with :func:`check_every_input`, and
 ``forward`` stays a flat sequence of layers, like torchvision's. The tools tier (``train``) checks

@@ -371,6 +371,26 @@ class NotWritten(nn.Module):
         raise NotImplementedError("forward is not written yet")
 
 
+class Unflattened(nn.Module):
+    """Feeds the feature map to the fc layer: torch raises inside the recorded op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(512, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_a_crash_quotes_the_learners_line_not_the_checkers() -> None:
+    """The checker's own frames (the recorder runs every torch op) are never quoted."""
+    assert_fails(check_model(Unflattened(), "resnet18"), "(in `forward`: `return self.fc(x)`)")
+    assert_fails(
+        check_model(NotWritten(), "resnet18"),
+        '(in `forward`: `raise NotImplementedError("forward is not written yet")`)',
+    )
+
+
 class NoDownsample(ResNet):
     """A _make_layer that never creates a projection shortcut."""
 
@@ -591,7 +611,7 @@ def test_a_checker_limit_is_a_note_not_a_problem(monkeypatch: pytest.MonkeyPatch
     def broken(*args: object) -> dict:
         raise KeyError("simulated")
 
-    monkeypatch.setattr("resnet_course.check._op_info", broken)
+    monkeypatch.setattr("resnet_course.check.record._op_info", broken)
     report = check_model(rc.resnet20(), "resnet20")
     assert report.passed, str(report)
     assert "could not follow every operation" in " ".join(report.notes)
