@@ -348,6 +348,16 @@ def test_warmup_longer_than_the_run(monkeypatch, capsys):
     )
 
 
+def test_no_momentum(monkeypatch, capsys):
+    fails_before_training(
+        monkeypatch,
+        capsys,
+        TINY + ["--momentum", "0"],
+        ValueError,
+        r"--momentum 0: the trainer uses Nesterov momentum, which needs a momentum above 0",
+    )
+
+
 @pytest.mark.slow
 def test_torchrun_reports_a_bad_batch_as_one_line_before_training():
     done = torchrun(TINY + ["--batch-size", "3"], nproc=2)
