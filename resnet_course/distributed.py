@@ -342,6 +342,11 @@ def _check_settings(args: argparse.Namespace, processes: Processes, device: torc
     check_batch(args.batch_size, processes.world_size)
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.momentum <= 0:
+        raise ValueError(
+            f"--momentum {args.momentum:g}: the trainer uses Nesterov momentum, which needs a "
+            f"momentum above 0 (e.g. the default 0.9)"
+        )
     if not 0 <= args.warmup_epochs < args.epochs:
         raise ValueError(
             f"--warmup-epochs {args.warmup_epochs:g} must be at least 0 and less than --epochs "
@@ -921,7 +926,11 @@ def run(
     if processes.launched and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # device_id binds this process to its GPU (nccl), so collectives need not guess it.
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            device_id=device if device.type == "cuda" else None,
+        )
     try:
         return train(args, processes, device, data)
     finally:
