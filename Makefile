@@ -55,14 +55,17 @@ $(BIN)/playwright: $(STAMP)
 	$(BIN)/python -m pip install -e '.[book,dev,browser]'
 	touch $@
 
-_build/html/index.html: $(BOOK_SOURCES) $(STAMP)
+# A stamp, not index.html: jupyter-book writes index.html (a redirect) only once, so its date
+# would stay older than any edited source and every run would rebuild the book.
+_build/html/.browser-test-book: $(BOOK_SOURCES) $(STAMP)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	touch $@
 
 browser-test:
 	@test -x "$(CHROMIUM)" || { echo "browser-test: no Chromium at $(CHROMIUM). Install one \
 	(Debian/Ubuntu: sudo apt-get install chromium) or run make browser-test CHROMIUM=/path/to/chrome." >&2; \
 	exit 1; }
-	$(MAKE) $(BIN)/playwright _build/html/index.html
+	$(MAKE) $(BIN)/playwright _build/html/.browser-test-book
 	CHROMIUM="$(CHROMIUM)" $(BIN)/python scripts/browser_test.py
 
 clean:

@@ -8,9 +8,14 @@ and fails, naming the page and the problem, when any page in `_toc.yml`:
 - has a sidebar that does not open on the phone, or whose links do not navigate;
 - shows a broken image, or a file of the book that does not load;
 - raises a JavaScript error (apart from the documented KNOWN_HARMLESS_ERRORS below);
-- shows raw math (`\\(`, `$$`) or a MathJax error instead of a rendered formula;
+- shows raw math (`\\(`, `$$`) or a MathJax error instead of a rendered formula, or a formula
+  with a stray backslash in it (`\\text{fan\\_out}` shows as "fan\\_out");
 - shows a test marker (`# NBVAL...`) to the reader;
 - splits one cell's printed output into several boxes;
+- shows a report of `resnet_course.check` (it starts with ✅ or ❌) without a frame, so that it
+  reads like the author's prose;
+- on the phone, has a table that breaks a word in two ("exer/cise/s") or whose first column is
+  not entirely on the screen;
 - has launch buttons (Colab, Binder) although it is not a chapter in `notebooks/`, or lacks them
   although it is one; has no favicon or no logo; repeats the book's title in its tab title.
 
@@ -120,8 +125,14 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
         def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
             pass
 
+    class QuietServer(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            # The browser closed the connection (a page closed while a file was on its way).
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
     handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}/"
 
@@ -142,7 +153,8 @@ OVERFLOW_JS = """(width) => {
   const wide = [];
   for (const el of document.querySelectorAll("body *")) {
     const r = el.getBoundingClientRect();
-    if (r.width === 0 || r.right <= width + 1 || scrolls(el)) continue;
+    if (r.width === 0 || r.right <= width + 1 || scrolls(el) || el.closest(".skip-link")) continue;
+    if (r.left <= 0 && r.right >= pageWidth - 1) continue;  // as wide as the page: a consequence
     if ([...el.children].some((c) => c.getBoundingClientRect().right > width + 1)) continue;
     wide.push(`<${el.tagName.toLowerCase()} class="${el.className}"> right edge at `
               + `${Math.round(r.right)} px: ${(el.textContent || "").trim().slice(0, 60)}`);
@@ -163,7 +175,60 @@ RAW_MATH_JS = r"""() => {
   const unrendered = [...document.querySelectorAll("span.math, div.math")]
     .filter((el) => !el.querySelector("mjx-container")).map((el) => el.textContent.slice(0, 80));
   const errors = [...document.querySelectorAll("mjx-merror")].map((el) => el.textContent);
-  return {raw, unrendered, errors};
+  // A backslash that MathJax shows as a character: TeX it did not understand as a command.
+  const backslashes = [];
+  if (window.MathJax && MathJax.startup && MathJax.startup.document && MathJax.startup.toMML) {
+    for (const item of MathJax.startup.document.math) {
+      const mml = MathJax.startup.toMML(item.root);
+      if (/>[^<]*\\[^<]*</.test(mml)) backslashes.push(item.math.slice(0, 80));
+    }
+  }
+  return {raw, unrendered, errors, backslashes};
+}"""
+
+# Reports of resnet_course.check shown in a cell's output (their first line starts with ✅ or ❌)
+# that have no frame: no element between the report's text and its output box has a border.
+UNFRAMED_REPORTS_JS = r"""() => {
+  const walker = document.createTreeWalker(document.querySelector("main") || document.body,
+                                           NodeFilter.SHOW_TEXT);
+  const unframed = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const output = n.parentElement.closest(".cell_output");
+    if (!output || !/^\s*[\u2705\u274c]/.test(n.textContent)) continue;
+    let framed = false;
+    for (let el = n.parentElement; el && !framed; el = el.parentElement) {
+      const s = getComputedStyle(el);
+      framed = ["Top", "Right", "Bottom", "Left"].some((side) =>
+        s[`border${side}Style`] !== "none" && parseFloat(s[`border${side}Width`]) > 0);
+      if (el === output) break;
+    }
+    if (!framed) unframed.push(n.textContent.trim().slice(0, 60));
+  }
+  return unframed;
+}"""
+
+# Tables on a phone: a word broken across two lines (a column squeezed below its longest word),
+# and a first column that is not entirely on the screen (the column that says what a row is).
+TABLES_JS = r"""(width) => {
+  const broken = [], offscreen = [];
+  for (const table of document.querySelectorAll("main table")) {
+    const walker = document.createTreeWalker(table, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      // Words: a line may break after a hyphen, a dash or a slash, never inside a word.
+      for (const m of n.textContent.matchAll(/[^\s\-\u2010-\u2014\/]+/g)) {
+        const range = document.createRange();
+        range.setStart(n, m.index);
+        range.setEnd(n, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0)
+                               .map((r) => Math.round(r.top)));
+        if (tops.size > 1) broken.push(m[0]);
+      }
+    }
+    const first = table.querySelector("tr > :first-child");
+    const r = first && first.getBoundingClientRect();
+    if (r && (r.left < 0 || r.right > width + 1)) offscreen.push(first.textContent.trim());
+  }
+  return {broken: broken.slice(0, 5), offscreen};
 }"""
 
 # Images: make lazy ones load now, wait for all, return those that failed.
@@ -272,11 +337,21 @@ class Check:
             self.fail(f"raw math shown instead of a formula: {text!r}")
         for text in math["errors"]:
             self.fail(f"MathJax error in a formula: {text!r}")
+        for tex in math["backslashes"]:
+            self.fail(f"a formula shows a stray backslash: {tex!r}")
         text = page.locator("main").text_content() or ""
         for marker in sorted(set(re.findall(r"#\s*NBVAL\w*", text, re.I))):
             self.fail(f"test marker {marker!r} shown to readers")
         if split := page.evaluate(SPLIT_STREAMS_JS):
             self.fail(f"{split} cell(s) print their output in several boxes (nb_merge_streams)")
+        for report in page.evaluate(UNFRAMED_REPORTS_JS):
+            self.fail(f"a check report has no frame (reads like prose): {report!r}")
+        if self.viewport == "phone":
+            tables = page.evaluate(TABLES_JS, width)
+            if tables["broken"]:
+                self.fail("a table breaks words in two: " + ", ".join(map(repr, tables["broken"])))
+            for cell in tables["offscreen"]:
+                self.fail(f"a table's first column is not on the screen: {cell[:40]!r}")
         self.shot()
         if self.viewport == "desktop":
             self.check_header()
@@ -401,6 +476,7 @@ def main() -> int:
             browser.close()
     finally:
         server.shutdown()
+        server.server_close()
     seconds = time.perf_counter() - start
     print(
         f"\n{len(pages)} pages x {len(VIEWPORTS)} sizes in {seconds:.0f} s; screenshots in "
