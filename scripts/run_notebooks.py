@@ -49,7 +49,7 @@ BUDGETS = {
     "09_fine_tuning.ipynb": 4 * 60,
     "10_pitfalls.ipynb": 180,
     "11_beyond.ipynb": 180,
-    "12_scaling_out.ipynb": 5 * 60,
+    "12_scaling_out.ipynb": 2 * 60,
     "datasets.ipynb": 4 * 60,
     "intro.ipynb": 60,
     "teaching_guide.ipynb": 60,
