@@ -44,7 +44,7 @@ BUDGETS = {
     "04_make_layer.ipynb": 60,
     "05_resnet.ipynb": 90,
     "06_cifar_family.ipynb": 180,
-    "07_degradation.ipynb": 11 * 60,
+    "07_degradation.ipynb": 12 * 60,
     "08_variants.ipynb": 15 * 60,
     "09_fine_tuning.ipynb": 4 * 60,
     "10_pitfalls.ipynb": 180,
