@@ -341,11 +341,12 @@ class ExpansionOne(Bottleneck):
 
 def test_wrong_expansion() -> None:
     model = ResNet(Bottleneck2, [3, 4, 6, 3], small_input=True)
-    assert_fails(
-        check_model(model, "resnet50", small_input=True),
-        "`layer1` outputs 128 channels, expected 256",
-        "expansion",
-    )
+    report = check_model(model, "resnet50", small_input=True)
+    assert_fails(  # one mistake, seen in every stage: one problem
+        report, "`layer1`, `layer2`, `layer3` and `layer4` output 128, 256, 512 and 1024 channels",
+        "expected 256, 512, 1024 and 2048", "expansion",
+    )  # fmt: skip
+    assert len(report.problems) == 1, str(report)
     model = ResNet(ExpansionOne, [3, 4, 6, 3], small_input=True)
     model.layer1[0].conv3 = conv1x1(64, 256)
     model.layer1[0].bn3 = nn.BatchNorm2d(256)
@@ -860,6 +861,341 @@ def test_a_downsample_created_but_not_called_in_a_model() -> None:
     model = ResNet(ForgetsDownsample, [2, 2, 2, 2], small_input=True)
     report = check_model(model, "resnet18", small_input=True)
     assert_first(report, "`layer2.0.downsample` is created but never called", "RuntimeError")
+    assert len(report.problems) == 1, str(report)
+
+
+# --- ResNets written elsewhere: they pass, or the report says exactly how they differ -----------
+
+
+class KuangliuBlock(nn.Module):
+    """kuangliu/pytorch-cifar `models/resnet.py` `BasicBlock`, as written there."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != self.expansion * planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, self.expansion * planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(self.expansion * planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class KuangliuBottleneck(nn.Module):
+    """kuangliu/pytorch-cifar `models/resnet.py` `Bottleneck` (stride on the 3x3 conv)."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, self.expansion * planes, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(self.expansion * planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != self.expansion * planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, self.expansion * planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(self.expansion * planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class KuangliuResNet(nn.Module):
+    """kuangliu/pytorch-cifar `ResNet`: 3x3 stem, no max-pool, a fixed `F.avg_pool2d(out, 4)`."""
+
+    def __init__(self, block: type[nn.Module], num_blocks: list[int], num_classes: int = 10):
+        super().__init__()
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = self._make_layer(block, 64, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(block, 128, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, num_blocks[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, num_blocks[3], stride=2)
+        self.linear = nn.Linear(512 * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, num_blocks, stride):
+        strides = [stride] + [1] * (num_blocks - 1)
+        layers = []
+        for stride in strides:
+            layers.append(block(self.in_planes, planes, stride))
+            self.in_planes = planes * block.expansion
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        out = F.avg_pool2d(out, 4)
+        out = out.view(out.size(0), -1)
+        return self.linear(out)
+
+
+class KuangliuGlobalPool(KuangliuResNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.linear(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+
+
+class SequentialBlock(nn.Module):
+    """A BasicBlock whose branch is one `nn.Sequential`, with an `nn.Identity` skip."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )  # fmt: skip
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.skip = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.skip(x))
+
+
+class SequentialNet(nn.Module):
+    """Stem, blocks and head each one `nn.Sequential`; `nn.Flatten` in the head."""
+
+    def __init__(self, counts: tuple[int, ...] = (2, 2, 2, 2)) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )  # fmt: skip
+        blocks, cin = [], 64
+        for i, (width, n) in enumerate(zip((64, 128, 256, 512), counts, strict=True)):
+            for j in range(n):
+                blocks.append(SequentialBlock(cin, width, 2 if i and not j else 1))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.features(x)))
+
+
+@pytest.mark.parametrize("arch", ["resnet34", "resnet101"])
+def test_more_torchvision_models_pass(arch: str) -> None:
+    report = check_model(getattr(torchvision.models, arch)(), arch)
+    assert report.passed and not report.notes, str(report)
+    report = check_model(getattr(torchvision.models, arch)(zero_init_residual=True), arch)
+    assert report.passed, str(report)
+
+
+@pytest.mark.slow
+def test_torchvision_resnet152_passes() -> None:
+    report = check_model(torchvision.models.resnet152(), "resnet152")
+    assert report.passed and not report.notes, str(report)
+
+
+def test_wide_resnet_and_resnext_are_named_as_what_they_are() -> None:
+    report = check_model(torchvision.models.wide_resnet50_2(), "resnet50")
+    assert_first(
+        report, "2 times as wide as resnet50's", "128 channels instead of 64", "Wide ResNet",
+        absent=("outputs the wrong number", "groups=32", "stage"),
+    )  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+    report = check_model(torchvision.models.resnext50_32x4d(), "resnet50")
+    assert_first(
+        report, "grouped 3x3 convs (`groups=32`)", "ResNeXt", "32 groups of 4 channels",
+        absent=("outputs the wrong number", "Wide ResNet", "stage"),
+    )  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+
+
+def test_kuangliu_cifar_resnets() -> None:
+    """As written there, they differ from torchvision in one way: a pool fixed to 4x4 maps."""
+    for block, layers, arch in [
+        (KuangliuBlock, [2, 2, 2, 2], "resnet18"),
+        (KuangliuBottleneck, [3, 4, 6, 3], "resnet50"),
+    ]:
+        model = KuangliuResNet(block, layers)
+        report = check_model(model, arch, num_classes=10, small_input=True)
+        assert_first(report, "Fixed-size pooling", "4x4", "AdaptiveAvgPool2d")
+        assert len(report.problems) == 1, str(report)
+        model = KuangliuGlobalPool(block, layers)  # with a global pool instead, it passes
+        report = check_model(model, arch, num_classes=10, small_input=True)
+        assert report.passed, str(report)
+    # Checked without small_input=True: the stem is named, and the fc is not blamed.
+    report = check_model(KuangliuResNet(KuangliuBlock, [2, 2, 2, 2]), "resnet18", num_classes=10)
+    assert_first(
+        report, "stem is the small-input one", "small_input=True",
+        absent=("in_features =", "as the shortcut does", "in the stem in the stem"),
+    )  # fmt: skip
+    assert "not averaged to 1x1" in report.problems[1], str(report)
+
+
+def test_the_small_input_stem_checked_as_an_imagenet_one() -> None:
+    report = check_model(rc.resnet18(small_input=True), "resnet18")
+    assert_first(report, "stem is the small-input one", 'check_model(model, "resnet18", small_')
+    assert len(report.problems) == 1, str(report)
+
+
+def test_sequential_blocks_with_functional_relus_pass() -> None:
+    for counts, arch in [((2, 2, 2, 2), "resnet18"), ((3, 4, 6, 3), "resnet34")]:
+        report = check_model(SequentialNet(counts), arch)
+        assert report.passed and not report.notes, str(report)
+
+
+def test_timm_resnets() -> None:
+    timm = pytest.importorskip("timm")
+    for arch in ("resnet18", "resnet50"):
+        report = check_model(timm.create_model(arch), arch)
+        assert report.passed, str(report)
+    report = check_model(timm.create_model("resnet50d"), "resnet50")  # ResNet-D: deep stem
+    assert_first(
+        report, "Extra", "at the start of the stem",
+        absent=("has a stride", "as the shortcut does", "in the stem in the stem"),
+    )  # fmt: skip
+
+
+# --- More mistakes: the first problem names the mistake, nothing false follows -----------------
+
+
+class NoBnDownsample(ResNet):
+    """A `_make_layer` whose projection has no BatchNorm."""
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride))
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        return nn.Sequential(*layers, *[block(self.inplanes, planes) for _ in range(1, blocks)])
+
+
+class StrideOnConv1AndConv2(Bottleneck):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None, *_, **__):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1 = conv1x1(inplanes, planes, stride)  # bug: conv2 keeps its stride too
+
+
+SHARED_RELU = nn.ReLU(inplace=True)
+
+
+class OneReluModule(BasicBlock):
+    """One `nn.ReLU` module for every block of the network: fine, a ReLU has no state."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None, *_, **__):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.relu = SHARED_RELU
+
+
+class NoExpansionAttribute(nn.Module):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None) -> None:
+        super().__init__()  # bug: no `expansion = 1`
+        self.conv1, self.bn1 = conv3x3(inplanes, planes, stride), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = conv3x3(planes, planes), nn.BatchNorm2d(planes)
+        self.relu, self.downsample = nn.ReLU(inplace=True), downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class BasicExpansion4(BasicBlock):
+    expansion = 4  # bug: a BasicBlock outputs planes channels
+
+
+class UnusedConv3(BasicBlock):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None, *_, **__):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv3, self.bn3 = conv3x3(planes, planes), nn.BatchNorm2d(planes)  # never called
+
+
+class SkipsLayer4(ResNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer3(self.layer2(self.layer1(x)))  # bug: layer4 built, never called
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class NoGlobalPool(ResNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(x, 1))  # bug: avgpool never called
+
+
+class SoftmaxOut(ResNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(super().forward(x), dim=1)  # bug: probabilities, not logits
+
+
+def test_more_model_mistakes() -> None:
+    report = check_model(NoBnDownsample(BasicBlock, [2, 2, 2, 2], small_input=True), "resnet18",
+                         small_input=True)  # fmt: skip
+    assert_first(report, "No BatchNorm after `downsample.0`", "`layer2.0`")
+    assert len(report.problems) == 1, str(report)
+    report = check_model(ResNet(StrideOnConv1AndConv2, [3, 4, 6, 3]), "resnet50")
+    assert_first(report, "`conv1` has stride 2 in `layer2.0` as well as `conv2`", "stride 1",
+                 absent=("instead of",))  # fmt: skip
+    assert check_model(ResNet(OneReluModule, [2, 2, 2, 2]), "resnet18").passed
+    report = check_model(SkipsLayer4(BasicBlock, [2, 2, 2, 2]), "resnet18")
+    assert_first(report, "`layer4` is created but never called", absent=("in_features =",))
+    assert len(report.problems) == 1, str(report)
+    model = SkipsLayer4(BasicBlock, [2, 2, 2, 2])
+    model.fc = nn.Linear(256, 1000)  # the fc "fixed" to match: still layer4 is named
+    report = check_model(model, "resnet18")
+    assert_first(report, "3 stages of blocks", "`layer4` is created but never called")
+    assert len(report.problems) == 1, str(report)
+    report = check_model(NoGlobalPool(BasicBlock, [2, 2, 2, 2]), "resnet18")
+    assert_first(report, "has the right size (512 input features)", "receives 25,088 = 512 x 7 x 7",
+                 "AdaptiveAvgPool2d", absent=("in_features =",))  # fmt: skip
+    assert_fails(check_model(SoftmaxOut(BasicBlock, [2, 2, 2, 2]), "resnet18"), "softmax", "logits")
+    model = rc.resnet50()
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            nn.init.zeros_(m.bn1.weight)  # bug: zero_init on bn1 instead of bn3
+    report = check_model(model, "resnet50")
+    assert_first(report, "initialised to zero in the middle of a residual branch", "`layer1.0.bn1`",
+                 "`bn3` in a Bottleneck")  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+    model = ResNet(ExpansionOne, [3, 4, 6, 3])  # expansion 1 and conv3 outputs planes: every stage
+    report = check_model(model, "resnet50")
+    assert_first(report, "`layer1`, `layer2`, `layer3` and `layer4` output 64, 128, 256 and 512",
+                 "expansion")  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+
+
+def test_more_block_mistakes() -> None:
+    no_block_words = (*NOT_IN_A_BLOCK, "Parameters per")
+    report = check_block(StrideOnConv1AndConv2)
+    assert_first(report, "`conv1` has stride 2", "as well as `conv2`", absent=no_block_words)
+    assert len(report.problems) == 1, str(report)
+    assert check_block(OneReluModule).passed
+    report = check_block(NoExpansionAttribute)
+    assert_first(report, "`NoExpansionAttribute.expansion` is missing", "expansion = 1")
+    report = check_block(BasicExpansion4)
+    assert_first(report, "`BasicExpansion4.expansion` is 4, expected 1 for a BasicBlock",
+                 absent=("conv1x1", *no_block_words))  # fmt: skip
+    assert "from its convolutions" in report.summary
+    report = check_block(UnusedConv3)
+    assert_first(report, "never used in `forward`: `conv3` and `bn3`", absent=no_block_words)
     assert len(report.problems) == 1, str(report)
 
 

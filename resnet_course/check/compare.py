@@ -6,9 +6,9 @@ stages, each block's branches, stem and head), and finally modules never used.
 """
 
 from .describe import _arrow, _Diff, _diff, _sequence, _shortcut
-from .failure import _explain_failure
-from .graph import _Block, _Graph, _prefix
-from .report import _RESULT, _Findings, _quote
+from .failure import _explain_failure, _idle
+from .graph import _Block, _Graph, _prefix, _within
+from .report import _RESULT, _Findings, _places, _quote
 from .rules import _check_rules, _check_unused, _find_unused, _unused_in
 
 
@@ -21,6 +21,7 @@ def _judge(
     skip_unused: set[str] | None = None,
     where: str = "",
     given: bool = False,
+    skip_stem: bool = False,
 ) -> None:
     """All checks of a graph against the reference's graph (models, stages and blocks alike).
 
@@ -32,6 +33,7 @@ def _judge(
         skip_unused: Parameters not to report as unused (a ``downsample`` judged elsewhere).
         where: The configuration of a block check (its problems say "in the identity case").
         given: True if a block was given a ``downsample`` it never used.
+        skip_stem: The stem is judged elsewhere (the small-input stem checked as an ImageNet one).
     """
     _find_unused(mine, skip_unused or set())
     if mine.error:
@@ -49,7 +51,9 @@ def _judge(
             flagged = _check_rules(mine, f)  # even after a failure: what was seen before it
             if mine.blocks and ref.blocks and not mine.error:
                 differs = _compare_structure(mine, ref, f, flagged, arch, cifar)
-                _compare_ends(mine, ref, f, flagged, differs)
+                _compare_ends(
+                    mine, ref, f, flagged | (set(mine.stem) if skip_stem else set()), differs
+                )
             if not mine.error:
                 _check_unused(mine, f)
     except Exception as err:  # a limit of this checker must not look like the learner's bug
@@ -71,6 +75,8 @@ def _compare_structure(
     """
     if _compare_kinds(mine, ref, f, flagged):
         return True
+    if mine.context == "model" and _compare_widths(mine, ref, f, arch):
+        return True
     if mine.context == "block":
         before = f.count()
         _compare_blocks(mine, ref, f, flagged, cifar, set())
@@ -82,6 +88,60 @@ def _compare_structure(
     if not counts_differ:
         _compare_blocks(mine, ref, f, flagged, cifar, bad)
     return counts_differ or bool(bad)
+
+
+def _compare_widths(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> bool:
+    """A Wide ResNet or a ResNeXt checked as a ResNet: the same network with wider (or grouped)
+    Bottlenecks. Named once, as what it is, instead of every inner conv of every block."""
+    if [len(s) for s in mine.stages] != [len(s) for s in ref.stages]:
+        return False
+    found = set()
+    for stage, ref_stage in zip(mine.stages, ref.stages, strict=True):
+        for k, blk in enumerate(stage):
+            rb = ref_stage[min(k, 1, len(ref_stage) - 1)]
+            mc = [mine.ops[j].info for j in blk.residual if mine.ops[j].kind == "conv"]
+            rc = [ref.ops[j].info for j in rb.residual if ref.ops[j].kind == "conv"]
+            if len(mc) != 3 or len(rc) != 3 or [c["k"] for c in mc] != [c["k"] for c in rc]:
+                return False
+            wide, groups = mc[1]["cout"] / rc[1]["cout"], mc[1]["groups"]
+            if mc[0]["cout"] != mc[1]["cout"] or mc[2]["cout"] != rc[2]["cout"]:
+                return False
+            found.add((wide, groups))
+    if len(found) != 1 or found == {(1.0, 1)}:
+        return False
+    (wide, groups), blk = found.pop(), mine.stages[0][0]
+    width = next(mine.ops[j].info["cout"] for j in blk.residual if mine.ops[j].kind == "conv")
+    ref_width = next(ref.ops[j].info["cout"] for j in ref.blocks[0].residual)
+    widths = (
+        f": the first two convs of `{blk.name}` output {width} channels instead of {ref_width}, "
+        "and so on in every block"
+        if wide != 1
+        else ""
+    )
+    what = (
+        f"a ResNeXt ({groups} groups of {width // groups} channels in `{blk.name}`, like "
+        f"torchvision's `resnext50_32x4d`)"
+        if groups > 1
+        else "a Wide ResNet (torchvision's `wide_resnet50_2` is 2 times as wide)"
+        if wide > 1
+        else "a narrower network"
+    )
+    f.problem(
+        (
+            f"The Bottlenecks are {wide:g} times as wide as {arch}'s"
+            if wide != 1
+            else "The Bottlenecks"
+        )
+        + (
+            f"{', with' if wide != 1 else ' have'} grouped 3x3 convs (`groups={groups}`)"
+            if groups > 1
+            else ""
+        )
+        + f"{widths}. This makes it {what}, not {arch}: for {arch}, the inner width of "
+        "a Bottleneck is `planes` (`groups=1`, `base_width=64`).",
+        pos=blk.start,
+    )
+    return True
 
 
 def _conv_count(g: _Graph, blk: _Block) -> int:
@@ -201,9 +261,18 @@ def _compare_stages(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> tuple
     want = [len(s) for s in ref.stages]
     if len(got) != len(want):
         shapes = [[_stage_out(g, s) for s in g.stages] for g in (mine, ref)]
+        idle = _idle(mine) if mine.context == "model" else []
+        mine.mentioned.update(u for u in mine.unused if any(_within(u, m) for m in idle))
+        names = _places([f"`{m}`" for m in idle])
         f.problem(
             f"{len(got)} stages of blocks (outputs {', '.join(shapes[0])}), expected {len(want)} "
-            f"for {arch} (outputs {', '.join(shapes[1])}).",
+            f"for {arch} (outputs {', '.join(shapes[1])})."
+            + (
+                f" {names} {'is' if len(idle) == 1 else 'are'} created but never called in "
+                "`forward`: call every stage in order."
+                if idle
+                else ""
+            ),
             pos=mine.blocks[0].start,
         )
         return True, set()
@@ -215,6 +284,7 @@ def _compare_stages(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> tuple
             pos=mine.blocks[0].start,
         )
     bad: set[int] = set()
+    channels: list[tuple[str, int, int, int]] = []  # stages whose output channels differ
     for k, (stage, ref_stage) in enumerate(zip(mine.stages, ref.stages, strict=True)):
         name = "The block" if block else _stage_name(stage, k, len(got))
         first = stage[0]
@@ -230,7 +300,13 @@ def _compare_stages(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> tuple
                 else "a block outputs `planes * expansion` channels (expansion 1 for a "
                 "BasicBlock, 4 for a Bottleneck): check `planes` for this stage and `expansion`"
             )
-            f.problem(f"{name} outputs {m_out[1]} channels, expected {r_out[1]}: {hint}.", pos=pos)
+            if not channels:
+                f.problem(
+                    f"{name} outputs {m_out[1]} channels, expected {r_out[1]}: {hint}.",
+                    key="stage channels",
+                    pos=pos,
+                )
+            channels.append((name, m_out[1], r_out[1], pos))
         halves = [len(s) > 2 and s[2] < i[2] for i, s in ((m_in, m_out), (r_in, r_out))]
         if len(m_out) > 2 and halves[0] != halves[1]:
             bad.add(k)
@@ -246,6 +322,16 @@ def _compare_stages(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> tuple
                 f"{should}.",
                 pos=pos,
             )
+    if len(channels) > 1:  # one mistake (`expansion`, `planes`) seen in several stages: once
+        names, outs, wants, _ = zip(*channels, strict=True)
+        text, rank = f.problems.pop("stage channels")[0::2]
+        hint = text.split(": ", 1)[1].replace("for this stage", "for each stage")
+        f.problem(
+            f"{_places(list(names))} output {_places([str(n) for n in outs])} channels, "
+            f"expected {_places([str(n) for n in wants])}: {hint}",
+            key="stage channels",
+            pos=rank[1],
+        )
     return got != want, bad
 
 

@@ -176,7 +176,21 @@ def _diff(
             text = text[0].upper() + text[1:]
             found.append(_Diff(pos, f"{part}: {ta[i1:i2]} for {tb[j1:j2]}", text + want))
     found += _diff_convs(mine, ref, pairs, scope, part, place, want)
+    paired = {x for x, _ in pairs}
+    if any(mine.ops[j].info.get("stride", (1, 1)) != (1, 1) for j in a if j not in paired):
+        # An extra op already strides (a deep stem's first conv, ResNet-D's pooled shortcut).
+        found = [d for d in found if not d.key.endswith(": no stride")]
+    if place == f"in the {part}":  # "at the start of the stem in the stem" says it twice
+        for d in found:
+            d.text = d.text.replace(f"of the {part} {place}", f"of the {part}")
     return sorted(found, key=lambda d: d.pos)
+
+
+# Why a stride belongs on a part (the residual branch's words are in _diff_convs).
+_HALVES = {
+    "stem": "the stem reduces the height and width as the reference's does.",
+    "shortcut": "the shortcut halves the height and width as the residual branch does.",
+}
 
 
 def _diff_convs(
@@ -194,9 +208,20 @@ def _diff_convs(
             text = (
                 f"No convolution of the {part} {place} has a stride: pass `stride` to "
                 f"{_label(mine, x, scope)} (stride {_size(ref.ops[y].info['stride'])}), so that "
-                "the branch halves the height and width as the shortcut does."
+                + _HALVES.get(part, "the branch halves the height and width as the shortcut does.")
             )
             found.append(_Diff(x, f"{part}: no stride", text))
+        elif r_strided and set(x for x, _ in r_strided) <= set(m_strided):
+            x = next(x for x in m_strided if x not in {x for x, _ in r_strided})
+            y = r_strided[0][0]
+            text = (
+                f"{_label(mine, x, scope)} has stride {_size(mine.ops[x].info['stride'])} {place} "
+                f"as well as {_label(mine, y, scope)}, so the branch shrinks the height and width "
+                "twice: the reference strides only its "
+                f"{'x'.join(map(str, ref.ops[r_strided[0][1]].info['k']))} convolution. Leave "
+                f"{_label(mine, x, scope)} at stride 1."
+            )
+            found.append(_Diff(x, f"{part}: extra stride on {_label(mine, x, scope)}", text))
         elif r_strided:
             x, y = m_strided[0], r_strided[0][0]
             text = (

@@ -57,6 +57,15 @@ def _explain_failure(g: _Graph, ref: _Graph | None, f: _Findings, where: str, gi
                 if ref
                 else []
             )
+            if ref_fc and i["fin"] == ref_fc[0]:  # the fc is right: what feeds it is not
+                f.problem(
+                    _wrong_features(g, name, i["fin"], i["in_shape"][-1])
+                    + f" Because of this, {crash}.",
+                    where,
+                    key="fc input",
+                    pos=pos,
+                )
+                return
             want = (
                 f" = 512 * block.expansion = {ref_fc[0]:,}"
                 if ref_fc
@@ -84,6 +93,37 @@ def _explain_failure(g: _Graph, ref: _Graph | None, f: _Findings, where: str, gi
     elif i.get("in_shape"):
         text += f" It failed in {name}, on an input of shape {i['in_shape']}."
     f.problem(text, where, key=f"crash in {op.kind}", pos=pos)
+
+
+def _idle(g: _Graph, scope: str = "") -> list[str]:
+    """The outermost modules inside ``scope`` that hold parameters and whose forward never ran."""
+    idle = []
+    for m in g.unused:
+        if (not scope or _within(m, scope)) and m not in g.entered:
+            while m.rpartition(".")[0] not in g.entered | {scope, ""}:
+                m = m.rpartition(".")[0]  # the outermost module never called, e.g. `layer4`
+            idle.append(m)
+    return list(dict.fromkeys(idle))
+
+
+def _wrong_features(g: _Graph, name: str, fin: int, got: int) -> str:
+    """Why an fc layer of the right size receives ``got`` features: a stage skipped, no pooling."""
+    idle = _idle(g)
+    if idle:
+        g.mentioned.update(u for u in g.unused if any(_within(u, m) for m in idle))
+        names = _places([f"`{m}`" for m in idle])
+        return (
+            f"{names} {'is' if len(idle) == 1 else 'are'} created but never called in `forward`: "
+            f"call every stage in order. The fc layer {name} has the right size ({fin:,} input "
+            f"features) but receives {got:,}."
+        )
+    side = int(round((got / fin) ** 0.5)) if got % fin == 0 else 0
+    shape = f" = {fin:,} x {side} x {side}" if side > 1 and side * side * fin == got else ""
+    return (
+        f"The fc layer {name} has the right size ({fin:,} input features) but receives "
+        f"{got:,}{shape}: the last feature map is not averaged to 1x1 before it. Pool globally "
+        "with `nn.AdaptiveAvgPool2d((1, 1))` (any input size), then `torch.flatten(x, 1)`."
+    )
 
 
 def _wrong_input(g: _Graph, ref: _Graph | None, op: _Op) -> str:
@@ -139,13 +179,7 @@ def _explain_failed_add(
         )
         return
     # Modules of this block that were created but never called (its `downsample`, most often).
-    idle = []
-    for m in g.unused:
-        if scope and _within(m, scope) and m not in g.entered:
-            while m.rpartition(".")[0] not in g.entered | {scope, ""}:
-                m = m.rpartition(".")[0]  # the outermost module never called, e.g. `downsample`
-            idle.append(m)
-    idle = list(dict.fromkeys(idle))
+    idle = _idle(g, scope) if scope else []
     if idle:
         g.mentioned.update(u for u in g.unused if any(_within(u, m) for m in idle))
         names = _places([f"`{m}`" for m in idle])

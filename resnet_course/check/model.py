@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..cifar import CifarResNet
 from ..resnet import resnet18, resnet34, resnet50, resnet101, resnet152
 from .compare import _count, _judge
-from .describe import _size
+from .describe import _diff, _size
 from .graph import _analyse, _Graph, _modes_kept
 from .report import _RESULT, Report, _Findings, _format_error
 
@@ -73,9 +73,11 @@ def check_model(
     # CIFAR accepts option A (zero-padding) and B (projection) shortcuts: compare with the same one.
     projection = any(mine.ops[j].kind == "conv" for b in mine.blocks for j in b.shortcut)
     ref = _reference_graph(arch, num_classes, small_input, "B" if projection else "A", size)
-    _judge(mine, ref, f, arch, cifar)
+    small_stem = not cifar and not small_input and _small_stem(mine, arch, num_classes, size, f)
+    _judge(mine, ref, f, arch, cifar, skip_stem=small_stem)
     if not mine.error:
         _check_sizes(work, mine, f, size, other)
+        _check_zero_init(work, mine, f)
     if mine.total != ref.total and not f.problems:  # else a problem above explains the count
         diff = mine.total - ref.total
         f.problem(
@@ -110,6 +112,53 @@ def _reference_graph(arch: str, classes: int, small: bool, shortcut: str, size: 
         else:
             model = _IMAGENET[arch](num_classes=classes, small_input=small)
     return _analyse(model, torch.empty(2, 3, size, size, device="meta"))
+
+
+def _small_stem(mine: _Graph, arch: str, classes: int, size: int, f: _Findings) -> bool:
+    """True (and says so) if an ImageNet model checked at 224x224 has the 32x32 stem: a CIFAR
+    ResNet-18 checked without ``small_input=True``."""
+    small = _reference_graph(arch, classes, True, "B", size)
+    if (
+        not mine.blocks
+        or not mine.stem
+        or _diff(mine, mine.stem, small, small.stem, "", "stem", "")
+    ):
+        return False
+    f.problem(
+        "The stem is the small-input one: a 3x3 conv with stride 1 and no max-pool, made for "
+        f"32x32 images, where {arch} has `conv7x7(stride 2) -> BN -> ReLU -> maxpool3(stride 2, "
+        "padding 1)` for 224x224 images. If the model is meant for 32x32 images (CIFAR), check it "
+        f'with `check_model(model, "{arch}", small_input=True)`.',
+        pos=mine.stem[0],
+    )
+    return True
+
+
+def _check_zero_init(work: nn.Module, g: _Graph, f: _Findings) -> None:
+    """A BatchNorm with all-zero weights (gamma) is right only at the end of a residual branch.
+
+    ``zero_init_residual`` zeroes the last BatchNorm of each residual branch, so that each block
+    starts as the identity. Zeroed anywhere else, the branch outputs a constant and, behind a
+    ReLU, gets no gradient: it never learns.
+    """
+    modules = dict(work.named_modules())
+    for blk in g.blocks:
+        bns = [g.ops[j].module for j in blk.residual if g.ops[j].kind == "bn"]
+        for name in dict.fromkeys(bns[:-1]):
+            weight = getattr(modules.get(name), "weight", None)
+            if isinstance(weight, Tensor) and not weight.is_meta and name not in bns[-1:]:
+                if weight.any():
+                    continue
+                f.problem(
+                    "BatchNorm weights (gamma) initialised to zero in the middle of a residual "
+                    "branch: {where}. Zero-initialise only the last BatchNorm of each branch "
+                    "(`bn2` in a BasicBlock, `bn3` in a Bottleneck), so that the block starts as "
+                    "the identity; a zero gamma earlier makes the rest of the branch the same for "
+                    "every input, and the ReLU after it (at beta 0) lets no gradient through.",
+                    f"`{name}`",
+                    key="zero gamma",
+                    pos=blk.residual[0],
+                )
 
 
 def _positive_int(value: Any, name: str) -> None:

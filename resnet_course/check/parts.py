@@ -138,12 +138,17 @@ def check_block(block_cls: type[nn.Module], kind: str | None = None) -> Report:
     how = f"kind={kind!r}" if kind else "from its `expansion`"
     kind = kind or {1: "basic", 4: "bottleneck"}.get(expansion)
     if kind not in ("basic", "bottleneck"):
+        is_ = "is " + repr(expansion) if hasattr(block_cls, "expansion") else "is missing"
         f.problem(
-            f"`{name}.expansion` is {expansion!r}: a BasicBlock has the class attribute "
+            f"`{name}.expansion` {is_}: a BasicBlock has the class attribute "
             "`expansion = 1` and a Bottleneck `expansion = 4` (output channels = planes * "
             "expansion). Set it, or pass `kind='basic'` or `kind='bottleneck'`."
         )
         return f.report(title)
+    if how != f"kind={kind!r}":  # inferred from `expansion`: do the block's convs agree?
+        convs = _conv_modules(block_cls)
+        if convs == {"basic": 3, "bottleneck": 2}[kind]:
+            kind, how = {2: "basic", 3: "bottleneck"}[convs], "from its convolutions"
     ref_cls = BasicBlock if kind == "basic" else Bottleneck
     exp = ref_cls.expansion
     if expansion != exp:
@@ -161,6 +166,22 @@ def check_block(block_cls: type[nn.Module], kind: str | None = None) -> Report:
         f"Judged as a {ref_cls.__name__} ({how}) in 3 configurations: identity shortcut, "
         "stride 2 with a projection, channel change with a projection.",
     )
+
+
+def _conv_modules(block_cls: type[nn.Module]) -> int:
+    """How many convolutions ``block_cls(64, 64)`` holds and runs (0 if they differ or it fails).
+
+    Two for a BasicBlock, three for a Bottleneck: what the block is, whatever its ``expansion``.
+    """
+    try:
+        with _seeded():
+            block = block_cls(64, 64)
+            x = torch.randn(2, 64, 8, 8)
+        held = sum(isinstance(m, nn.Conv2d) for m in block.modules())
+        ran = sum(op.kind == "conv" for op in _analyse(block, x, context="block").ops)
+    except Exception:
+        return 0
+    return held if held == ran else 0
 
 
 def _check_block_config(

@@ -255,6 +255,6 @@ def _check_unused(g: _Graph, f: _Findings) -> None:
             f.problem(
                 "Created but never used in `forward`: {where}. Their parameters get no gradient "
                 "and still count in the total: call them in `forward` or delete them.",
-                f"`{module}` ({n:,} parameters)",
+                f"`{module}`" if g.context == "block" else f"`{module}` ({n:,} parameters)",
                 pos=len(g.ops),
             )
