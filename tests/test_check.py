@@ -1199,6 +1199,63 @@ def test_more_block_mistakes() -> None:
     assert len(report.problems) == 1, str(report)
 
 
+class SlicedShortcut(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        identity = x[:, :, :: self.stride, :: self.stride]  # bug: the given downsample unused
+        return self.relu(out + identity)
+
+
+class AddsIntoX(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        identity += out  # bug: in the identity case this overwrites x
+        return self.relu(identity)
+
+
+class ReluBeforeBn(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn1(self.relu(self.conv1(x)))  # bug: conv -> ReLU -> BN
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ConcatenatesShortcut(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(torch.cat([out, identity], 1))  # bug: cat, not add
+
+
+def test_block_mistakes_found_by_trying_them() -> None:
+    no_block_words = (*NOT_IN_A_BLOCK, "Parameters per")
+    report = check_block(SlicedShortcut)
+    assert_first(report, "`downsample` you were given is never used",
+                 absent=("Wrong shortcut", *no_block_words))  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+    report = check_block(AddsIntoX)
+    assert_first(report, "changes its input `x` in place", "`out += identity`",
+                 absent=("output differs", *no_block_words))  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+    report = check_block(ReluBeforeBn)
+    assert_first(report, "`relu` comes before `bn1`", "swap them",
+                 absent=("Extra", "No ReLU", *no_block_words))  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+    report = check_block(ConcatenatesShortcut)
+    assert_first(report, "No residual connection", "`torch.cat`",
+                 absent=("Output shape", *no_block_words))  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+
+
+def test_head_without_fc_bias() -> None:
+    model = rc.resnet18()
+    model.fc = nn.Linear(512, 1000, bias=False)
+    report = check_model(model, "resnet18")
+    assert_first(report, "fc layer has no bias", absent=("parameters in total",))
+    assert len(report.problems) == 1, str(report)
+
+
 # --- Arguments that are not what a check expects ------------------------------------------------
 
 

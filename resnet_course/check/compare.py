@@ -38,7 +38,9 @@ def _judge(
     _find_unused(mine, skip_unused or set())
     if mine.error:
         _explain_failure(mine, ref, f, where, given)
-    elif mine.output != ref.output:
+    elif mine.output != ref.output and not (
+        not mine.blocks and any(op.kind == "cat" for op in mine.ops)
+    ):  # a `torch.cat` instead of the addition changes the shape: named with the rules below
         fc = [mine.ops[j] for j in mine.head if mine.ops[j].kind == "linear"]
         hint = f" The last layer `{fc[-1].module}` has {fc[-1].info['fout']} outputs." if fc else ""
         f.problem(
@@ -359,6 +361,15 @@ def _compare_ends(
     fc = [mine.ops[j].info["fin"] for j in mine.head if mine.ops[j].kind == "linear"]
     ref_fc = [ref.ops[j].info["fin"] for j in ref.head if ref.ops[j].kind == "linear"]
     wrong_fc = fc and ref_fc and fc[0] != ref_fc[0] and not structure_differs
+    biases = [
+        [g.ops[j].info["bias"] for j in g.head if g.ops[j].kind == "linear"] for g in (mine, ref)
+    ]
+    if mine.context == "model" and biases[0][:1] == [False] and biases[1][:1] == [True]:
+        f.problem(
+            "The fc layer has no bias (`bias=False`): the classifier's `nn.Linear` keeps its bias "
+            "(no BatchNorm follows it to provide a shift).",
+            pos=next(j for j in mine.head if mine.ops[j].kind == "linear"),
+        )
     if mine.context == "model" and (got != want or wrong_fc):
         got = _sequence(mine, mine.head)
         want = _sequence(ref, ref.head)

@@ -154,6 +154,16 @@ def _diff(
     def what(ops: list[int], g: _Graph) -> str:
         return " -> ".join(_WORDS.get(_token(g.ops[j]), g.ops[j].kind) for j in ops)
 
+    differ = [i for i, (p, q) in enumerate(zip(ta, tb, strict=False)) if p != q]
+    if len(ta) == len(tb) and len(differ) == 2 and differ[1] == differ[0] + 1:
+        i = differ[0]
+        if (ta[i], ta[i + 1]) == (tb[i + 1], tb[i]):  # two ops in the wrong order
+            first, second = (_label(mine, a[k], scope) for k in (i, i + 1))
+            text = f"{first} comes before {second} {place}: swap them." + want
+            pairs = [(x, y) for k, (x, y) in enumerate(zip(a, b, strict=True)) if k not in differ]
+            return [_Diff(a[i], f"{part}: order {ta[i]} {ta[i + 1]}", text)] + _diff_convs(
+                mine, ref, pairs, scope, part, place, want
+            )
     pairs = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
         if tag == "equal":

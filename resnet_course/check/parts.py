@@ -247,6 +247,22 @@ def _check_block_config(
             "the outputs were not compared; the structure was."
         )
         return
+    seen = x.clone()
+    try:
+        with torch.no_grad():
+            mine.eval()
+            mine(seen)
+    except Exception:
+        seen = x
+    if not torch.equal(seen, x):
+        f.problem(
+            "The block changes its input `x` in place ({where}): `identity` is `x` itself, so "
+            "`identity += out` (or an in-place op on `x`) overwrites the previous block's output, "
+            "which autograd needs for the backward pass. Add into the branch's output instead: "
+            "`out += identity`.",
+            label,
+        )
+        return
     for mode in _differing_modes(mine, ref, x):
         f.problem(
             f"With the same weights, the output differs from `{ref_cls.__name__}`'s in {mode} "

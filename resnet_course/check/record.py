@@ -154,6 +154,8 @@ class _Recorder(TorchFunctionMode):
                 return None
             name = getattr(func, "__name__", str(func))
             kind = "reshape" if name in _LAYOUT else _KINDS.get(name, name)
+            if kind == "slice" and len(ins) == 1 and outs and outs[0].shape == ins[0].shape:
+                kind = "reshape"  # `x[:, :, ::1, ::1]` takes all of x: a view, not a change
             params = [t for t in ins if isinstance(t, nn.Parameter)]
             self.used.update(id(p) for p in params)
             named = [self.names[id(t)] for t in ins if id(t) in self.names]

@@ -33,10 +33,17 @@ def _unused_in(g: _Graph, scope: str, kinds: tuple[str, ...]) -> str:
 def _check_rules(g: _Graph, f: _Findings) -> set[int]:
     """Rules every ResNet (v1) follows, whatever its names; returns the ops they flagged."""
     if g.output is not None and not g.blocks:
+        cat = any(op.kind == "cat" for op in g.ops)
         f.problem(
             "No residual connection: nothing adds a block's input back to its output, so this is a "
             "plain network, not a ResNet. Each block must compute `out = F(x) + shortcut(x)` "
-            "(`out += identity`) and then apply the ReLU.",
+            "(`out += identity`) and then apply the ReLU."
+            + (
+                " `torch.cat` stacks the two along the channels (and doubles them): add them "
+                "instead."
+                if cat
+                else ""
+            ),
             pos=len(g.ops),
         )
     flagged = _check_shared_blocks(g, f) if g.context == "model" else set()
