@@ -1256,6 +1256,26 @@ def test_head_without_fc_bias() -> None:
     assert len(report.problems) == 1, str(report)
 
 
+def test_in_place_input_and_stage_mistakes() -> None:
+    report = check_model(ResNet(AddsIntoX, [2, 2, 2, 2], small_input=True), "resnet18",
+                         small_input=True)  # fmt: skip
+    assert_first(report, "changes its input `x` in place", "`layer1.0`", "`out += identity`")
+    assert len(report.problems) == 1, str(report)
+    projection = nn.Sequential(conv1x1(64, 128, 2), nn.BatchNorm2d(128))
+    again = nn.Sequential(conv1x1(128, 128, 2), nn.BatchNorm2d(128))
+    stage = nn.Sequential(BasicBlock(64, 128, 2, projection), BasicBlock(128, 128, 2, again))
+    report = check_make_layer(stage, BasicBlock, 64, 128, blocks=2, stride=2)
+    assert_first(report, "Block `1` changes the height and width again", "only the first block",
+                 absent=("stages of blocks", "Output shape"))  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+    small = nn.Sequential(conv1x1(256, 128, 2), nn.BatchNorm2d(128))  # bug: forgot * expansion
+    stage = nn.Sequential(Bottleneck(256, 128, 2, small), Bottleneck(512, 128))
+    report = check_make_layer(stage, Bottleneck, 256, 128, blocks=2, stride=2)
+    assert_first(report, "`downsample.0` outputs the wrong number of channels",
+                 "128 instead of 512", "planes * block.expansion")  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+
+
 # --- Arguments that are not what a check expects ------------------------------------------------
 
 

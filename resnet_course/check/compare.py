@@ -38,8 +38,10 @@ def _judge(
     _find_unused(mine, skip_unused or set())
     if mine.error:
         _explain_failure(mine, ref, f, where, given)
-    elif mine.output != ref.output and not (
-        not mine.blocks and any(op.kind == "cat" for op in mine.ops)
+    elif (
+        mine.output != ref.output
+        and not (not mine.blocks and any(op.kind == "cat" for op in mine.ops))
+        and not (mine.context == "stage" and len(mine.stages) > len(ref.stages) == 1)
     ):  # a `torch.cat` instead of the addition changes the shape: named with the rules below
         fc = [mine.ops[j] for j in mine.head if mine.ops[j].kind == "linear"]
         hint = f" The last layer `{fc[-1].module}` has {fc[-1].info['fout']} outputs." if fc else ""
@@ -261,6 +263,17 @@ def _compare_stages(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> tuple
     ops, block = mine.ops, mine.context == "block"
     got = [len(s) for s in mine.stages]
     want = [len(s) for s in ref.stages]
+    if len(got) != len(want) and mine.context == "stage" and len(want) == 1:
+        later = [b for b in mine.blocks[1:] if ops[b.end].shape[2:] != ops[b.start].shape[2:]]
+        if later:  # one stage that shrinks twice: a stride given to a later block
+            b = later[0]
+            f.problem(
+                f"Block {_quote(later[0].name)} changes the height and width again "
+                f"({_hw(ops[b.start].shape)} -> {_hw(ops[b.end].shape)}): only the first block "
+                "of a stage gets `stride`; build the others with stride 1 (and no `downsample`).",
+                pos=b.start,
+            )
+            return True, set()
     if len(got) != len(want):
         shapes = [[_stage_out(g, s) for s in g.stages] for g in (mine, ref)]
         idle = _idle(mine) if mine.context == "model" else []

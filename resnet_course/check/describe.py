@@ -282,6 +282,9 @@ def _diff_convs(
             hint = (
                 " The last convolution of a residual branch outputs `planes * expansion` channels."
                 if x == last_conv and part == "residual branch"
+                else " A projection outputs `planes * block.expansion` channels, as the residual "
+                "branch does."
+                if part == "shortcut"
                 else ""
             )
             text = (

@@ -196,6 +196,8 @@ def _explain_failed_add(
         rb = ref.blocks[min(len(g.blocks), len(ref.blocks) - 1)]
     if rb is not None:
         diffs = _diff(g, residual, ref, rb.residual, scope, "residual branch", f"in {block}")
+        if not diffs and shortcut and rb.shortcut:  # the branch is right: is the projection?
+            diffs = _diff(g, shortcut, ref, rb.shortcut, scope, "shortcut", f"in {block}")
         diffs = [d for d in diffs if "channels" in d.key or "stride" in d.key or "padding" in d.key
                  or "kernel" in d.key or d.ops]  # fmt: skip
         if diffs:

@@ -22,6 +22,7 @@ from .describe import _size
 from .graph import _analyse, _Graph
 from .model import _positive_int, _private_copy
 from .report import _FATAL, _RESULT, Report, _Findings, _format_error
+from .rules import _INPUT_IN_PLACE
 
 
 @contextmanager
@@ -255,13 +256,7 @@ def _check_block_config(
     except Exception:
         seen = x
     if not torch.equal(seen, x):
-        f.problem(
-            "The block changes its input `x` in place ({where}): `identity` is `x` itself, so "
-            "`identity += out` (or an in-place op on `x`) overwrites the previous block's output, "
-            "which autograd needs for the backward pass. Add into the branch's output instead: "
-            "`out += identity`.",
-            label,
-        )
+        f.problem(_INPUT_IN_PLACE, label, key="input in place")
         return
     for mode in _differing_modes(mine, ref, x):
         f.problem(

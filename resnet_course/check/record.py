@@ -162,6 +162,9 @@ class _Recorder(TorchFunctionMode):
             shape = outs[0].shape if outs else ins[0].shape if ins else ()
             info = _op_info(name, kind, args, kwargs)
             info["in_shape"] = tuple(ins[0].shape) if ins else ()
+            info["inplace"] = (
+                name.endswith("_") and not name.startswith("__") or name.startswith("__i")
+            )
             return _Op(
                 kind,
                 list(dict.fromkeys(self.producer[id(t)] for t in ins if id(t) in self.producer)),

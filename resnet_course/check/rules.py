@@ -124,6 +124,9 @@ def _check_block_rules(g: _Graph, blk: _Block, f: _Findings) -> set[int]:
             where,
             pos=min(j for j in blk.shortcut if ops[j].kind == "relu"),
         )
+    add = ops[blk.add]
+    if add.info.get("inplace") and add.inputs and add.inputs[0] == blk.start and blk.residual:
+        f.problem(_INPUT_IN_PLACE, where, key="input in place", pos=blk.add)
     flagged |= _check_tail(g, blk, f)
     same_shape = ops[blk.start].shape == ops[blk.add].shape
     if same_shape and any(ops[j].kind == "conv" for j in blk.shortcut):
@@ -138,6 +141,14 @@ def _check_block_rules(g: _Graph, blk: _Block, f: _Findings) -> set[int]:
             pos=blk.shortcut[0],
         )
     return flagged
+
+
+_INPUT_IN_PLACE = (
+    "The block changes its input `x` in place ({where}): `identity` is `x` itself, so "
+    "`identity += out` (or an in-place op on `x`) overwrites the previous block's output, "
+    "which autograd needs for the backward pass. Add into the branch's output instead: "
+    "`out += identity`."
+)
 
 
 def _check_tail(g: _Graph, blk: _Block, f: _Findings) -> set[int]:
