@@ -1072,6 +1072,129 @@ def test_timm_resnets() -> None:
     )  # fmt: skip
 
 
+class AkamasterBlock(nn.Module):
+    """akamaster/pytorch_resnet_cifar10 `resnet.py` `BasicBlock`: option A by a lambda layer."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, option: str = "A") -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            if option == "A":
+                pad = (0, 0, 0, 0, planes // 4, planes // 4)
+                self.shortcut = Lambda(lambda x: F.pad(x[:, :, ::2, ::2], pad, "constant", 0))
+            else:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
+                    nn.BatchNorm2d(planes),
+                )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class AkamasterResNet(nn.Module):
+    """akamaster's CIFAR `ResNet`: `F.avg_pool2d(out, out.size()[3])`, global at any size."""
+
+    def __init__(self, num_blocks: list[int], option: str = "A", num_classes: int = 10) -> None:
+        super().__init__()
+        self.in_planes, self.option = 16, option
+        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = self._make_layer(16, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(32, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(64, num_blocks[2], stride=2)
+        self.linear = nn.Linear(64, num_classes)
+
+    def _make_layer(self, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
+        strides = [stride] + [1] * (num_blocks - 1)
+        layers = []
+        for stride in strides:
+            layers.append(AkamasterBlock(self.in_planes, planes, stride, self.option))
+            self.in_planes = planes
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.avg_pool2d(out, out.size()[3])
+        return self.linear(out.view(out.size(0), -1))
+
+
+def test_akamaster_cifar_resnets_pass() -> None:
+    for option in "AB":
+        report = check_model(AkamasterResNet([3, 3, 3], option), "resnet20")
+        assert report.passed, str(report)
+        assert f"Option {option}" in " ".join(report.notes)
+
+
+class PreActBlock(nn.Module):
+    """kuangliu/pytorch-cifar `PreActBlock` (ResNet v2), as written there."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        if stride != 1 or in_planes != self.expansion * planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, self.expansion * planes, 1, stride=stride, bias=False)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out += shortcut
+        return out
+
+
+class PreActResNet(KuangliuResNet):
+    """kuangliu/pytorch-cifar `PreActResNet`: a conv stem, a BatchNorm -> ReLU after the blocks."""
+
+    def __init__(self, block: type[nn.Module], num_blocks: list[int], num_classes: int = 10):
+        super().__init__(block, num_blocks, num_classes)
+        del self.bn1
+        self.bn = nn.BatchNorm2d(512 * block.expansion)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        out = F.relu(self.bn(out))
+        out = F.adaptive_avg_pool2d(out, 1)
+        return self.linear(out.view(out.size(0), -1))
+
+
+def test_a_pre_activation_resnet_is_named_as_one() -> None:
+    report = check_model(PreActResNet(PreActBlock, [2, 2, 2, 2]), "resnet18", 10, True)
+    assert_first(
+        report, "pre-activation ResNet (ResNet v2",
+        absent=("addition comes before", "No ReLU after the addition", "stem"),
+    )  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+
+
 # --- More mistakes: the first problem names the mistake, nothing false follows -----------------
 
 

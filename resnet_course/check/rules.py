@@ -46,11 +46,31 @@ def _check_rules(g: _Graph, f: _Findings) -> set[int]:
             ),
             pos=len(g.ops),
         )
+    if g.blocks and all(_pre_activation(g, blk) for blk in g.blocks):
+        f.problem(
+            'This is a pre-activation ResNet (ResNet v2, from Kaiming He et al. 2016, "Identity '
+            'Mappings in Deep Residual Networks"): each block applies BatchNorm -> ReLU before '
+            "each conv and nothing after the addition. This checker checks the original ResNet "
+            "(v1, as torchvision): conv -> BatchNorm -> ReLU, the addition, then a ReLU.",
+            pos=g.blocks[0].start,
+        )
+        return set(range(len(g.ops)))  # the rest differs because of it: nothing more to say
     flagged = _check_shared_blocks(g, f) if g.context == "model" else set()
     for blk in g.blocks:
         if not flagged & set(blk.residual):
             flagged |= _check_block_rules(g, blk, f)
     return flagged | _check_conv_bn_rules(g, f, flagged)
+
+
+def _pre_activation(g: _Graph, blk: _Block) -> bool:
+    """True for a ResNet v2 block: BatchNorm -> ReLU -> conv ..., the branch ends with a conv."""
+    ops = g.ops
+    body = [j for j in blk.pre + blk.residual if ops[j].kind != "reshape"]
+    convs = [j for j in body if ops[j].kind == "conv"]
+    if not convs or ops[body[-1]].kind != "conv" or not ops[convs[0]].inputs:
+        return False
+    relu = ops[convs[0]].inputs[0]  # what feeds the first conv: ReLU(BatchNorm(...))
+    return ops[relu].kind == "relu" and any(ops[i].kind == "bn" for i in ops[relu].inputs)
 
 
 def _check_shared_blocks(g: _Graph, f: _Findings) -> set[int]:
