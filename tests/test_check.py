@@ -1399,6 +1399,34 @@ def test_in_place_input_and_stage_mistakes() -> None:
     assert len(report.problems) == 1, str(report)
 
 
+class AddsIdentityTwice(BasicBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + identity
+        return self.relu(out + identity)  # bug: the shortcut added a second time
+
+
+class StridesBothConvs(BasicBlock):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None, *_, **__):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv2 = conv3x3(planes, planes, stride)  # bug: conv1 already has the stride
+
+
+def test_shortcut_added_twice_and_a_double_stride() -> None:
+    report = check_block(AddsIdentityTwice)
+    assert_first(report, "The shortcut is added twice", "`out += identity`",
+                 absent=("No ReLU", "Wrong shortcut", *NOT_IN_A_BLOCK))  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+    report = check_model(ResNet(AddsIdentityTwice, [2, 2, 2, 2]), "resnet18")
+    assert_first(report, "The shortcut is added twice", "`layer1.0`",
+                 absent=("share their weights", "blocks per stage"))  # fmt: skip
+    assert len(report.problems) == 1 and "8 residual blocks" in report.summary, str(report)
+    report = check_block(StridesBothConvs)
+    assert_first(report, "`conv2` has stride 2", "as well as `conv1`", "only `conv1` takes",
+                 absent=NOT_IN_A_BLOCK)  # fmt: skip
+    assert len(report.problems) == 1, str(report)
+
+
 # --- Arguments that are not what a check expects ------------------------------------------------
 
 

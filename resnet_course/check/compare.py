@@ -84,7 +84,7 @@ def _compare_structure(
     if mine.context == "block":
         before = f.count()
         _compare_blocks(mine, ref, f, flagged, cifar, set())
-        if f.count() > before:
+        if f.count() > before or any(b.add in flagged for b in mine.blocks):
             return True
         counts_differ, bad = _compare_stages(mine, ref, f, arch)
         return counts_differ or bool(bad)
@@ -221,7 +221,7 @@ def _compare_blocks(
                     )  # fmt: skip
                     _report_diffs(f, diffs, where, mine, blk.scope)
             got_s, want_s = _shortcut(mine, blk), _shortcut(ref, rb)
-            if got_s == want_s or flagged & set(blk.shortcut + blk.pre):
+            if got_s == want_s or flagged & set(blk.shortcut + blk.pre + [blk.add]):
                 continue
             if got_s.startswith("zero-pad") and want_s != "identity" and not cifar:
                 f.problem(

@@ -227,8 +227,7 @@ def _diff_convs(
             text = (
                 f"{_label(mine, x, scope)} has stride {_size(mine.ops[x].info['stride'])} {place} "
                 f"as well as {_label(mine, y, scope)}, so the branch shrinks the height and width "
-                "twice: the reference strides only its "
-                f"{'x'.join(map(str, ref.ops[r_strided[0][1]].info['k']))} convolution. Leave "
+                f"twice: only {_label(mine, y, scope)} takes `stride`. Leave "
                 f"{_label(mine, x, scope)} at stride 1."
             )
             found.append(_Diff(x, f"{part}: extra stride on {_label(mine, x, scope)}", text))

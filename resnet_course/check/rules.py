@@ -55,11 +55,45 @@ def _check_rules(g: _Graph, f: _Findings) -> set[int]:
             pos=g.blocks[0].start,
         )
         return set(range(len(g.ops)))  # the rest differs because of it: nothing more to say
-    flagged = _check_shared_blocks(g, f) if g.context == "model" else set()
+    flagged = _check_added_twice(g, f)
+    flagged |= _check_shared_blocks(g, f) if g.context == "model" else set()
     for blk in g.blocks:
         if not flagged & set(blk.residual):
             flagged |= _check_block_rules(g, blk, f)
     return flagged | _check_conv_bn_rules(g, f, flagged)
+
+
+def _check_added_twice(g: _Graph, f: _Findings) -> set[int]:
+    """One shortcut added twice (`out = bn2(...) + identity`, then `relu(out + identity)`): the
+    graph has two additions, which would otherwise read as two blocks."""
+    flagged: set[int] = set()
+    twice: list[_Block] = []
+
+    def source(blk: _Block) -> int:  # the op whose output the addition takes as its shortcut
+        return blk.shortcut[-1] if blk.shortcut else blk.start
+
+    for b1, b2 in zip(g.blocks, g.blocks[1:], strict=False):
+        if b1.add in b2.residual and source(b1) == source(b2):
+            f.problem(
+                "The shortcut is added twice in {where}: the block must add it once, "
+                "`out += identity`, then apply the ReLU.",
+                _quote(b1.name),
+                pos=b2.add,
+            )
+            flagged |= {j for b in (b1, b2) for j in b.residual + b.shortcut + b.tail}
+            flagged |= {b1.add, b2.add}
+            twice.append(b2)
+    if twice:  # the second addition is part of the first block, not a block of its own
+        for b2 in twice:
+            k = g.blocks.index(b2)
+            b1 = g.blocks[k - 1]
+            b1.end, b1.tail = b2.end, b2.tail
+        old = list(g.blocks)
+        g.blocks = [b for b in old if b not in twice]
+        g.stages = [[b for b in stage if b not in twice] for stage in g.stages]
+        g.stages = [stage for stage in g.stages if stage]
+        g.gaps = {g.blocks.index(old[k]): gap for k, gap in g.gaps.items() if old[k] in g.blocks}
+    return flagged
 
 
 def _pre_activation(g: _Graph, blk: _Block) -> bool:
