@@ -13,25 +13,27 @@ import resnet_course as rc
 from resnet_course import data, settings, train
 
 
-def test_profile(monkeypatch):
+@pytest.mark.parametrize("read", [settings.profile, train.profile, rc.profile])
+def test_profile(monkeypatch, read):
     monkeypatch.delenv("RESNET_COURSE_PROFILE", raising=False)
-    assert settings.profile() == "default"
+    assert read() == "default"
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")  # read at call time, not at import
-    assert settings.profile() == "smoke"
+    assert read() == "smoke"
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "fast")
     with pytest.raises(ValueError, match="RESNET_COURSE_PROFILE='fast'.*'default'.*'smoke'"):
-        settings.profile()
+        read()
 
 
-def test_dataset(monkeypatch):
+@pytest.mark.parametrize("read", [settings.dataset, data.dataset_setting])
+def test_dataset(monkeypatch, read):
     monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
-    assert settings.dataset() == "shapes10"
+    assert read() == "shapes10"
     for name in settings.DATASETS:
         monkeypatch.setenv("RESNET_COURSE_DATASET", name)
-        assert settings.dataset() == name
+        assert read() == name
     monkeypatch.setenv("RESNET_COURSE_DATASET", "imagenet")
     with pytest.raises(ValueError, match="RESNET_COURSE_DATASET='imagenet'.*'shapes10'"):
-        settings.dataset()
+        read()
 
 
 def test_data_folder(monkeypatch, tmp_path):

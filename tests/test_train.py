@@ -27,16 +27,6 @@ def tiny_model() -> nn.Module:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_profile(monkeypatch):
-    monkeypatch.delenv("RESNET_COURSE_PROFILE", raising=False)
-    assert rt.profile() == "default"
-    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
-    assert rt.profile() == "smoke"
-    monkeypatch.setenv("RESNET_COURSE_PROFILE", "fast")
-    with pytest.raises(ValueError, match="RESNET_COURSE_PROFILE='fast'.*'default'.*'smoke'"):
-        rt.profile()
-
-
 # The budget (profiles, devices, the device override) is tested in tests/test_budget.py.
 
 
