@@ -149,6 +149,14 @@ def save(path: str | os.PathLike, run: dict[str, Any], state: dict[str, Any]) ->
     save_checkpoint(path, {"format": FORMAT, **content, "sha256": checksum(content)})
 
 
+# when only the fingerprint differs, what that means
+_SAME_BUT = {
+    "model": ", of the same class and size but another structure (e.g. a ResNet and its plain "
+    "twin, whose shortcuts have no parameters)",
+    "data": ", of the same name and sizes but other images or labels (e.g. another seed)",
+}
+
+
 def _refuse(path: str | os.PathLike, problem: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {path} {problem}; delete it to start over")
 
@@ -189,5 +197,7 @@ def load(path: str | os.PathLike, run: dict[str, Any]) -> dict[str, Any]:
         else:
             diff = (before, now)
         other = {"model": "another model", "data": "other data"}.get(part, f"other {part}")
-        raise _refuse(path, f"was saved by a run with {other} (saved, now): {diff}")
+        only_content = isinstance(diff, dict) and list(diff) == ["fingerprint"]
+        hint = _SAME_BUT.get(part, "") if only_content else ""
+        raise _refuse(path, f"was saved by a run with {other}{hint} (saved, now): {diff}")
     return saved["state"]

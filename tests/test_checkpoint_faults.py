@@ -128,7 +128,13 @@ def test_truncated(data, tmp_path, after_epoch_1):
 def test_plain_twin(data, tmp_path, after_epoch_1):
     path = tmp_path / "run.pt"
     path.write_bytes(after_epoch_1)
-    refused(data, path, after_epoch_1, model=build("none"), words="another model")
+    refused(
+        data,
+        path,
+        after_epoch_1,
+        model=build("none"),
+        words="another model, of the same class and size but another structure",
+    )
 
 
 def test_data_of_another_seed(data, tmp_path, after_epoch_1):
@@ -136,7 +142,8 @@ def test_data_of_another_seed(data, tmp_path, after_epoch_1):
     path.write_bytes(after_epoch_1)
     other = rc.make_shapes10(train_size=32, test_size=8, image_size=16, seed=1)
     with pytest.raises(
-        ck.CheckpointError, match="other data.*fingerprint.*delete it to start over"
+        ck.CheckpointError,
+        match="other data, of the same name and sizes but other images.*fingerprint.*delete it",
     ):
         run(build(), other, path)
 
