@@ -27,8 +27,10 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 	@echo "Open _build/html/index.html"
 
+# One worker process per core (pytest-xdist); a notebook or test file stays in one worker, in
+# order. `pytest` alone runs everything in one process (what a quick `pytest tests/test_x.py` does).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 notebooks: $(STAMP)
 	$(BIN)/python scripts/run_notebooks.py $(NOTEBOOKS)
