@@ -20,3 +20,15 @@ def test_ruff_format():
         [RUFF, "format", "--check", *PATHS], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, "run `ruff format`:\n" + result.stdout + result.stderr
+
+
+def test_the_longest_first_list_names_files_that_exist():
+    """conftest.py runs these files first so that `make test`'s workers finish together; a
+    renamed file would silently lose its place."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    missing = [p for p in conftest.LONGEST_FIRST if not (ROOT / p).is_file()]
+    assert not missing, f"conftest.LONGEST_FIRST names files that do not exist: {missing}"
