@@ -1065,11 +1065,16 @@ def test_timm_resnets() -> None:
     for arch in ("resnet18", "resnet50"):
         report = check_model(timm.create_model(arch), arch)
         assert report.passed, str(report)
-    report = check_model(timm.create_model("resnet50d"), "resnet50")  # ResNet-D: deep stem
+    report = check_model(timm.create_model("resnet50d"), "resnet50")  # ResNet-D
     assert_first(
-        report, "Extra", "at the start of the stem",
-        absent=("has a stride", "as the shortcut does", "in the stem in the stem"),
+        report, "deep stem: three 3x3 convs", "ResNet-C and ResNet-D",
+        absent=("Extra", "expected 7x7", "has a stride", "in the stem in the stem"),
     )  # fmt: skip
+    assert len(report.problems) == 2, str(report)
+    shortcut = report.problems[1]
+    assert "ResNet-D's shortcut" in shortcut and "`layer2.0`, `layer3.0` and `layer4.0`" in shortcut
+    report = check_model(timm.create_model("resnet50c"), "resnet50")  # the deep stem alone
+    assert len(report.problems) == 1 and "ResNet-C" in report.problems[0], str(report)
 
 
 class AkamasterBlock(nn.Module):

@@ -55,9 +55,8 @@ def _judge(
             flagged = _check_rules(mine, f)  # even after a failure: what was seen before it
             if mine.blocks and ref.blocks and not mine.error:
                 differs = _compare_structure(mine, ref, f, flagged, arch, cifar)
-                _compare_ends(
-                    mine, ref, f, flagged | (set(mine.stem) if skip_stem else set()), differs
-                )
+                skipped = set(mine.stem) if skip_stem else set()
+                _compare_ends(mine, ref, f, flagged | skipped, differs, arch)
             if not mine.error:
                 _check_unused(mine, f)
     except Exception as err:  # a limit of this checker must not look like the learner's bug
@@ -232,6 +231,16 @@ def _compare_blocks(
                 )
             elif cifar and got_s.startswith("zero-pad"):  # CIFAR: A and B both fine
                 continue
+            elif _avg_down(mine, blk) and not _avg_down(ref, rb):
+                f.problem(
+                    "Average-pooling shortcut in {where}: `AvgPool2d(2)`, then the 1x1 conv with "
+                    "stride 1, where this course and torchvision project with a 1x1 conv of "
+                    'stride 2. That is ResNet-D\'s shortcut (He et al. 2019, "Bag of Tricks"; '
+                    "timm's `resnet50d`): a real variant, but not this network.",
+                    where,
+                    key="ResNet-D shortcut",
+                    pos=blk.add,
+                )
             elif blk.shortcut and rb.shortcut:
                 diffs = _diff(
                     mine, blk.shortcut, ref, rb.shortcut, blk.scope, "shortcut", "in {where}"
@@ -244,6 +253,42 @@ def _compare_blocks(
                     key=f"shortcut {got_s.split('(')[0]} for {want_s.split('(')[0]}",
                     pos=blk.add,
                 )
+
+
+def _avg_down(g: _Graph, blk: _Block) -> bool:
+    """ResNet-D's shortcut: an average pool that halves the size, then a 1x1 conv of stride 1."""
+    ops = [g.ops[j] for j in blk.shortcut]
+    return (
+        len(ops) > 1
+        and ops[0].kind == "avgpool"
+        and ops[0].info.get("stride") == (2, 2)
+        and ops[1].kind == "conv"
+        and ops[1].info["k"] == (1, 1)
+        and ops[1].info["stride"] == (1, 1)
+    )
+
+
+def _deep_stem(mine: _Graph, ref: _Graph, f: _Findings, arch: str) -> bool:
+    """ResNet-C's deep stem (three 3x3 convs where the reference has one 7x7): named once, as
+    what it is, instead of an extra sequence and a wrong kernel. True if found."""
+    convs = [mine.ops[j].info for j in mine.stem if mine.ops[j].kind == "conv"]
+    ref_convs = [ref.ops[j].info for j in ref.stem if ref.ops[j].kind == "conv"]
+    if not (
+        len(convs) == 3
+        and [c["k"] for c in convs] == [(3, 3)] * 3
+        and convs[0]["stride"] == (2, 2)
+        and [c["k"] for c in ref_convs] == [(7, 7)]
+        and "maxpool" in [mine.ops[j].kind for j in mine.stem]
+    ):
+        return False
+    f.problem(
+        f"The stem is a deep stem: three 3x3 convs ({', '.join(str(c['cout']) for c in convs)} "
+        "channels, the first with stride 2) instead of one 7x7 conv. That is the stem of "
+        'ResNet-C and ResNet-D (He et al. 2019, "Bag of Tricks"; timm\'s `resnet50d`): a real '
+        f"variant, but not {arch}, whose stem is {_arrow(_sequence(ref, ref.stem))}.",
+        pos=mine.stem[0],
+    )
+    return True
 
 
 def _hw(shape: tuple[int, ...]) -> str:
@@ -364,10 +409,19 @@ def _stage_name(stage: list[_Block], k: int, n: int) -> str:
 
 
 def _compare_ends(
-    mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int], structure_differs: bool
+    mine: _Graph,
+    ref: _Graph,
+    f: _Findings,
+    flagged: set[int],
+    structure_differs: bool,
+    arch: str,
 ) -> None:
     """Compares the stem (before the first block), the head (after the last) and any op between."""
-    if mine.context == "model" and not flagged & set(mine.stem):
+    if (
+        mine.context == "model"
+        and not flagged & set(mine.stem)
+        and not _deep_stem(mine, ref, f, arch)
+    ):
         diffs = _diff(mine, mine.stem, ref, ref.stem, "", "stem", "in the stem")
         _report_diffs(f, diffs, "", mine, "")
     got, want = _sequence(mine, mine.head, channels=False), _sequence(ref, ref.head, channels=False)
