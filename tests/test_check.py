@@ -1075,6 +1075,10 @@ def test_timm_resnets() -> None:
     assert "ResNet-D's shortcut" in shortcut and "`layer2.0`, `layer3.0` and `layer4.0`" in shortcut
     report = check_model(timm.create_model("resnet50c"), "resnet50")  # the deep stem alone
     assert len(report.problems) == 1 and "ResNet-C" in report.problems[0], str(report)
+    for arch in ("resnet18", "resnet50"):  # SE-ResNet: a gate on every residual branch
+        report = check_model(timm.create_model(f"se{arch}"), arch)
+        assert_first(report, "Squeeze-and-Excitation", "`layer1.0.se.fc1`", "as expected")
+        assert len(report.problems) == 1, str(report)
 
 
 class AkamasterBlock(nn.Module):

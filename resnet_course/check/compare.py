@@ -182,12 +182,42 @@ def _compare_kinds(mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int]) -
     want = _conv_count(ref, ref.blocks[0])
     if kinds <= {want}:
         return False
+    gates = [_se_gate(mine, b) for b in mine.blocks]
+    if all(gates) and {
+        _conv_count(mine, b) - sum(mine.ops[j].kind == "conv" for j in gate)
+        for b, gate in zip(mine.blocks, gates, strict=True)
+    } == {want}:
+        f.problem(
+            "The residual branches end in a Squeeze-and-Excitation gate (a global average, 1x1 "
+            f"convs, a sigmoid, then a product with the branch: `{mine.ops[gates[0][1]].module}` "
+            "in the first block), as in SE-ResNet (Hu et al. 2018; timm's `seresnet50`): a real "
+            f"variant, but not this network. Without the gates the blocks are {_KIND_NAMES[want]}, "
+            "as expected.",
+            pos=mine.blocks[0].start,
+        )
+        return True
     got = " and ".join(_KIND_NAMES.get(k, f"blocks with {k} convs") for k in sorted(kinds))
     f.problem(
         f"Wrong kind of block: the residual branches are {got}, expected {_KIND_NAMES[want]}.",
         pos=mine.blocks[0].start,
     )
     return True
+
+
+def _se_gate(g: _Graph, blk: _Block) -> list[int]:
+    """The ops of a Squeeze-and-Excitation gate on a block's residual branch, [] if it has none:
+    from a global average to the product with the branch, a sigmoid between them."""
+    kinds = [g.ops[j].kind for j in blk.residual]
+    pools = [
+        i
+        for i, j in enumerate(blk.residual)
+        if kinds[i] == "mean" or (kinds[i] == "avgpool" and g.ops[j].info.get("adaptive"))
+    ]
+    if not pools or "mul" not in kinds:
+        return []
+    end = len(kinds) - 1 - kinds[::-1].index("mul")
+    gate = blk.residual[pools[0] : end + 1]
+    return gate if "sigmoid" in kinds[pools[0] : end] else []
 
 
 def _report_diffs(f: _Findings, diffs: list[_Diff], where: str, g: _Graph, scope: str) -> None:
