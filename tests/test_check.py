@@ -1077,8 +1077,38 @@ def test_timm_resnets() -> None:
     assert len(report.problems) == 1 and "ResNet-C" in report.problems[0], str(report)
     for arch in ("resnet18", "resnet50"):  # SE-ResNet: a gate on every residual branch
         report = check_model(timm.create_model(f"se{arch}"), arch)
-        assert_first(report, "Squeeze-and-Excitation", "`layer1.0.se.fc1`", "as expected")
+        assert_first(report, "Squeeze-and-Excitation", "`layer1.0.se`", "as expected")
         assert len(report.problems) == 1, str(report)
+
+
+class SELayer(nn.Module):
+    """moskomule/senet.pytorch `senet/se_module.py`: a Squeeze-and-Excitation gate of Linears."""
+
+    def __init__(self, channel: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(channel, channel // reduction, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(channel // reduction, channel, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, _, _ = x.size()
+        y = self.avg_pool(x).view(b, c)
+        y = self.fc(y).view(b, c, 1, 1)
+        return x * y.expand_as(x)
+
+
+def test_se_resnet_with_linear_gates_is_named() -> None:
+    model = torchvision.models.resnet18()
+    for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+        for blk in stage:  # the gate after the last BatchNorm of the branch, as in SE-ResNet
+            blk.bn2 = nn.Sequential(blk.bn2, SELayer(blk.bn2.num_features))
+    report = check_model(model, "resnet18")
+    assert_first(report, "Squeeze-and-Excitation", "`layer1.0.bn2.1`", "BasicBlocks")
+    assert len(report.problems) == 1, str(report)
 
 
 class AkamasterBlock(nn.Module):

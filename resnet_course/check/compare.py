@@ -180,22 +180,23 @@ def _compare_kinds(mine: _Graph, ref: _Graph, f: _Findings, flagged: set[int]) -
     """BasicBlock vs Bottleneck; returns True if they differ."""
     kinds = {_conv_count(mine, b) for b in mine.blocks if not flagged & set(b.pre)}
     want = _conv_count(ref, ref.blocks[0])
-    if kinds <= {want}:
-        return False
     gates = [_se_gate(mine, b) for b in mine.blocks]
     if all(gates) and {
         _conv_count(mine, b) - sum(mine.ops[j].kind == "conv" for j in gate)
         for b, gate in zip(mine.blocks, gates, strict=True)
     } == {want}:
+        layer = _prefix([mine.ops[j].module for j in gates[0] if mine.ops[j].module])
         f.problem(
-            "The residual branches end in a Squeeze-and-Excitation gate (a global average, 1x1 "
-            f"convs, a sigmoid, then a product with the branch: `{mine.ops[gates[0][1]].module}` "
-            "in the first block), as in SE-ResNet (Hu et al. 2018; timm's `seresnet50`): a real "
-            f"variant, but not this network. Without the gates the blocks are {_KIND_NAMES[want]}, "
-            "as expected.",
+            "The residual branches end in a Squeeze-and-Excitation gate (a global average, two "
+            "small layers, a sigmoid, then a product with the branch"
+            + (f": `{layer}` in the first block" if layer else "")
+            + "), as in SE-ResNet (Hu et al. 2018; timm's `seresnet50`): a real variant, but not "
+            f"this network. Without the gates the blocks are {_KIND_NAMES[want]}, as expected.",
             pos=mine.blocks[0].start,
         )
         return True
+    if kinds <= {want}:
+        return False
     got = " and ".join(_KIND_NAMES.get(k, f"blocks with {k} convs") for k in sorted(kinds))
     f.problem(
         f"Wrong kind of block: the residual branches are {got}, expected {_KIND_NAMES[want]}.",
