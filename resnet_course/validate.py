@@ -280,6 +280,18 @@ def fit_args(
         raise ValueError(f"seed must be an integer, got {seed!r}")
 
 
+def scores_hint(out: Any) -> str:
+    """Where the class scores are in a model's output that is not a tensor, if they are there."""
+    logits = out.get("logits") if isinstance(out, dict) else getattr(out, "logits", None)
+    if isinstance(logits, Tensor):  # a Hugging Face model's output
+        return (
+            ". The scores are in its `logits`: use a module whose forward returns `model(x).logits`"
+        )
+    if isinstance(out, tuple | list) and out and isinstance(out[0], Tensor):
+        return ". If the first item holds the scores, return only it from `forward`"
+    return ""
+
+
 def outputs(logits: Any, classes: int, batch: int) -> None:
     """Raises a ``ValueError`` unless a model gave ``(batch, classes)`` scores for a batch.
 
@@ -290,8 +302,8 @@ def outputs(logits: Any, classes: int, batch: int) -> None:
     """
     if not isinstance(logits, Tensor):
         raise TypeError(
-            f"the model returned {type(logits).__name__}, not a tensor of class scores shaped "
-            f"(N, {classes})"
+            f"the model returned an object of type {type(logits).__name__}, not a tensor of "
+            f"class scores shaped (N, {classes}){scores_hint(logits)}"
         )
     if logits.dim() == 2 and logits.shape == (batch, classes):
         return

@@ -1,6 +1,7 @@
 """A learner's mistake gets an error that names the problem and the fix."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -106,6 +107,35 @@ def test_1_output_width_must_match_the_classes(tiny, outputs, capsys):
     with pytest.raises(ValueError, match=expected):
         train(model, tiny)
     assert "epoch 1" not in capsys.readouterr().out  # refused before any training
+
+
+class Wrapped(nn.Module):
+    """A network whose forward returns its scores inside something else: a Hugging Face style
+    output (a dict whose `logits` is also an attribute), or a tuple."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.net, self.kind = small_model(), kind
+
+    def forward(self, x: torch.Tensor):
+        scores = self.net(x)
+        if self.kind == "tuple":
+            return scores, x.mean()
+        out = type("ImageClassifierOutput", (dict,), {"logits": property(lambda d: d["logits"])})
+        return out(logits=scores)
+
+
+@pytest.mark.parametrize(
+    "kind, words", [("hf", "scores are in its `logits`"), ("tuple", "return only it")]
+)
+def test_1_a_model_that_does_not_return_a_tensor(tiny, kind, words, capsys):
+    model = Wrapped(kind)
+    for run in (lambda: rc.evaluate(model, tiny, device="cpu"), lambda: train(model, tiny)):
+        with pytest.raises(TypeError, match=f"not a tensor of class scores.*{re.escape(words)}"):
+            run()
+    assert "epoch 1" not in capsys.readouterr().out
+    report = rc.check_model(model, "resnet20")
+    assert not report.passed and words in report.problems[0], str(report)
 
 
 class NaNAfter(nn.Module):

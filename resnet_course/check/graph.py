@@ -15,6 +15,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from ..validate import scores_hint
 from .record import _Lazy, _Op, _Recorder
 from .report import _format_error
 
@@ -246,7 +247,10 @@ def _analyse(model: nn.Module, x: Tensor, label: str = "", context: str = "model
             if isinstance(out, Tensor):
                 output = tuple(out.shape)
             else:
-                error = f"returned a {type(out).__name__}, not a tensor of class scores"
+                error = (
+                    f"returned an object of type {type(out).__name__}, not a tensor of class "
+                    f"scores{scores_hint(out)}"
+                )
         except Exception as err:
             error = f"raised {_format_error(err)}"
     numel = {n: 0 if isinstance(p, _Lazy) else p.numel() for n, p in model.named_parameters()}
