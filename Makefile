@@ -27,10 +27,11 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 	@echo "Open _build/html/index.html"
 
-# One worker process per core (pytest-xdist); a notebook or test file stays in one worker, in
-# order. `pytest` alone runs everything in one process (what a quick `pytest tests/test_x.py` does).
+# One worker process per core, at most 4 (pytest-xdist; a notebook kernel of chapter 8
+# peaks at 3 GB); a notebook or test file stays in one worker, in order. `pytest` alone runs
+# everything in one process (what a quick `pytest tests/test_x.py` does).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 notebooks: $(STAMP)
 	$(BIN)/python scripts/run_notebooks.py $(NOTEBOOKS)
