@@ -109,6 +109,16 @@ def test_1_output_width_must_match_the_classes(tiny, outputs, capsys):
     assert "epoch 1" not in capsys.readouterr().out  # refused before any training
 
 
+class ModelOutput(dict):
+    """Like a Hugging Face model's output: a dict whose items are also attributes."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 class Wrapped(nn.Module):
     """A network whose forward returns its scores inside something else: a Hugging Face style
     output (a dict whose `logits` is also an attribute), or a tuple."""
@@ -121,8 +131,7 @@ class Wrapped(nn.Module):
         scores = self.net(x)
         if self.kind == "tuple":
             return scores, x.mean()
-        out = type("ImageClassifierOutput", (dict,), {"logits": property(lambda d: d["logits"])})
-        return out(logits=scores)
+        return ModelOutput(logits=scores)
 
 
 @pytest.mark.parametrize(
